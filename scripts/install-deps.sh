@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian package and npm tool the build, the quick start and the tests need.
+# Safe to run again: apt-get and npm skip what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake pkg-config ca-certificates curl
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  libabsl-dev libssl-dev libcurl4-openssl-dev libmicrohttpd-dev
+  googletest libgtest-dev libgmock-dev
+  nodejs npm
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# buf (lint and curl) from npm, pinned in tools/package.json, installed into tools/node_modules.
+if [ ! -x tools/node_modules/.bin/buf ]; then
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi

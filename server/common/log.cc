@@ -1,0 +1,120 @@
+#include "server/common/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace leyr {
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+std::string* g_component = new std::string("leyr");
+std::mutex g_write_mu;
+
+absl::string_view LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+
+}  // namespace
+
+absl::StatusOr<LogLevel> ParseLogLevel(absl::string_view text) {
+  if (text.empty() || text == "info") return LogLevel::kInfo;
+  if (text == "debug") return LogLevel::kDebug;
+  if (text == "warn") return LogLevel::kWarn;
+  if (text == "error") return LogLevel::kError;
+  return absl::InvalidArgumentError("log level must be one of debug, info, warn, error");
+}
+
+void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
+void SetLogComponent(absl::string_view component) { *g_component = std::string(component); }
+bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+
+void AppendJsonEscaped(absl::string_view text, std::string* out) {
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          absl::StrAppendFormat(out, "\\u%04x", c);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+}
+
+LogLine::LogLine(LogLevel level, absl::string_view msg) : enabled_(LogEnabled(level)) {
+  if (!enabled_) return;
+  absl::StrAppend(&line_, "{\"time\":\"",
+                  absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
+                  "\",\"level\":\"", LevelName(level), "\",\"component\":\"");
+  AppendJsonEscaped(*g_component, &line_);
+  line_.append("\",\"msg\":\"");
+  AppendJsonEscaped(msg, &line_);
+  line_.push_back('"');
+}
+
+LogLine::~LogLine() {
+  if (!enabled_) return;
+  line_.append("}\n");
+  std::lock_guard<std::mutex> lock(g_write_mu);
+  size_t off = 0;
+  while (off < line_.size()) {
+    ssize_t n = ::write(STDERR_FILENO, line_.data() + off, line_.size() - off);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+}
+
+LogLine& LogLine::Field(absl::string_view key, absl::string_view value) {
+  if (!enabled_) return *this;
+  line_.append(",\"");
+  AppendJsonEscaped(key, &line_);
+  line_.append("\":\"");
+  AppendJsonEscaped(value, &line_);
+  line_.push_back('"');
+  return *this;
+}
+
+LogLine& LogLine::Field(absl::string_view key, int64_t value) {
+  if (!enabled_) return *this;
+  line_.append(",\"");
+  AppendJsonEscaped(key, &line_);
+  absl::StrAppend(&line_, "\":", value);
+  return *this;
+}
+
+LogLine& LogLine::Field(absl::string_view key, double value) {
+  if (!enabled_) return *this;
+  line_.append(",\"");
+  AppendJsonEscaped(key, &line_);
+  absl::StrAppendFormat(&line_, "\":%.6g", value);
+  return *this;
+}
+
+LogLine& LogLine::Field(absl::string_view key, bool value) {
+  if (!enabled_) return *this;
+  line_.append(",\"");
+  AppendJsonEscaped(key, &line_);
+  absl::StrAppend(&line_, "\":", value ? "true" : "false");
+  return *this;
+}
+
+}  // namespace leyr
