@@ -1,6 +1,6 @@
 #include "server/common/status_util.h"
 
-#include <optional>
+
 
 #include "absl/strings/cord.h"
 #include "google/rpc/error_details.pb.h"
@@ -37,7 +37,7 @@ absl::Status MakeError(absl::StatusCode code, absl::string_view reason,
 }
 
 std::string ReasonOf(const absl::Status& status) {
-  std::optional<absl::Cord> payload = status.GetPayload(kReasonPayloadUrl);
+  auto payload = status.GetPayload(kReasonPayloadUrl);
   return payload ? std::string(*payload) : std::string();
 }
 
