@@ -27,7 +27,7 @@ absl::Status LoadJsonConfig(absl::string_view path, google::protobuf::Message* m
   auto status = google::protobuf::util::JsonStringToMessage(*text, message, options);
   if (!status.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("configuration file '", path, "': ", status.message()));
+        absl::StrCat("configuration file '", path, "': ", status.message().as_string()));
   }
   return absl::OkStatus();
 }
