@@ -1,0 +1,115 @@
+#ifndef LEYR_SERVER_BROKER_BROKER_H_
+#define LEYR_SERVER_BROKER_BROKER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "leyr/broker/v1/broker_service.pb.h"
+#include "server/broker/events.h"
+#include "server/broker/settings.h"
+#include "server/broker/store.h"
+#include "server/common/clock.h"
+#include "server/common/random.h"
+#include "server/leyr/call_policy.h"
+#include "server/leyr/leyr_client.h"
+
+namespace leyr {
+
+// Who is calling. Filled by the transport (mTLS identity or bearer token in a later issue);
+// "anonymous" until then. The seam for per-caller policy.
+struct Caller {
+  std::string identity = "anonymous";
+};
+
+// What the broker needs from the outside, injected so that tests control time, randomness,
+// storage and Leyr.
+struct BrokerDeps {
+  Clock* clock = nullptr;
+  Random* random = nullptr;
+  Store* store = nullptr;
+  LeyrClient* leyr = nullptr;
+  AuthorizationEvents* events = nullptr;
+  Scheduler* scheduler = nullptr;
+};
+
+// A wait in progress; Cancel() ends it with CANCELLED (used when the RPC is cancelled).
+class PendingWait {
+ public:
+  virtual ~PendingWait() = default;
+  virtual void Cancel() = 0;
+};
+
+// The broker's logic, free of gRPC: plain inputs, absl::Status outputs (TF Serving's *_impl
+// split). BrokerServiceImpl only translates.
+class Broker {
+ public:
+  Broker(BrokerSettings settings, BrokerDeps deps);
+
+  struct BeginResult {
+    AuthorizationRecord record;
+    std::string authorize_uri;
+  };
+  absl::StatusOr<BeginResult> Begin(const Caller& caller,
+                                    const broker::v1::BeginAuthorizationRequest& request);
+
+  struct CompleteResult {
+    AuthorizationRecord record;
+    std::string next_uri;
+  };
+  // Consumes the state, records the outcome, and makes the activation call to Leyr before
+  // `done` runs (on any thread).
+  void Complete(const Caller& caller, const broker::v1::CompleteAuthorizationRequest& request,
+                absl::Time deadline, std::function<void(absl::StatusOr<CompleteResult>)> done);
+
+  absl::StatusOr<AuthorizationRecord> Get(const Caller& caller, absl::string_view name);
+
+  // Calls `done` once, when the authorization leaves PENDING, when `timeout` (capped at 15
+  // minutes) passes, or when it expires. May call `done` before returning.
+  std::shared_ptr<PendingWait> Wait(const Caller& caller, absl::string_view name,
+                                    absl::Duration timeout,
+                                    std::function<void(absl::StatusOr<AuthorizationRecord>)> done);
+
+  struct ListResult {
+    std::vector<AuthorizationRecord> records;
+    std::string next_page_token;
+  };
+  absl::StatusOr<ListResult> List(const Caller& caller,
+                                  const broker::v1::ListAuthorizationsRequest& request);
+
+  absl::StatusOr<AuthorizationRecord> Revoke(const Caller& caller, absl::string_view name);
+
+  // Sends the request to Leyr with the authorization's credentials; `done` runs on any thread.
+  void CallLeyr(const Caller& caller, const broker::v1::CallLeyrRequest& request,
+                absl::Time deadline,
+                std::function<void(absl::StatusOr<broker::v1::CallLeyrResponse>)> done);
+
+  // Removes ended authorizations older than the retention period.
+  void Sweep();
+
+  const BrokerSettings& settings() const { return settings_; }
+
+  // The public view of a record: everything but the code.
+  static void ToProto(const AuthorizationRecord& record, broker::v1::Authorization* out);
+
+ private:
+  // "authorizations/{id}" → id, or INVALID_ARGUMENT (INVALID_NAME).
+  absl::StatusOr<std::string> ParseName(absl::string_view name, absl::string_view field) const;
+  // Writes one audit line for a state change and wakes waiters.
+  void Changed(const AuthorizationRecord& record, AuthState from);
+  void Activate(AuthorizationRecord record, absl::Time deadline,
+                std::function<void(absl::StatusOr<CompleteResult>)> done);
+  absl::StatusOr<std::string> NextUri(const AuthorizationRecord& record) const;
+
+  const BrokerSettings settings_;
+  const BrokerDeps deps_;
+  const CallPolicyOptions call_policy_;
+};
+
+}  // namespace leyr
+
+#endif  // LEYR_SERVER_BROKER_BROKER_H_

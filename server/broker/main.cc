@@ -1,0 +1,153 @@
+// leyr-broker: the gRPC service that holds Leyr's secret and athena's codes.
+//
+//   leyr-broker --config=/etc/leyr/broker.json [--check-config]
+
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "grpc/health/v1/health.pb.h"
+#include "server/broker/broker.h"
+#include "server/broker/broker_service.h"
+#include "server/broker/memory_store.h"
+#include "server/broker/settings.h"
+#include "server/common/config_util.h"
+#include "server/common/log.h"
+
+ABSL_FLAG(std::string, config, "", "Path of the broker's JSON configuration file (required).");
+ABSL_FLAG(bool, check_config, false,
+          "Validate the configuration, print every problem, and exit (0 when valid).");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "On SIGTERM, how long in-flight calls may take before they are cancelled.");
+
+namespace leyr {
+namespace {
+
+// Replaces the port of "host:port" with `port` for the log line (port 0 → the one bound).
+std::string BoundAddress(const std::string& listen, int port) {
+  size_t colon = listen.rfind(':');
+  return absl::StrCat(listen.substr(0, colon), ":", port);
+}
+
+int Run() {
+  SetLogComponent("broker");
+  const std::string path = absl::GetFlag(FLAGS_config);
+  if (path.empty()) {
+    std::fprintf(stderr, "leyr-broker: --config is required\n");
+    return 2;
+  }
+  config::BrokerConfig config;
+  absl::Status loaded = LoadJsonConfig(path, &config);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "leyr-broker: %s\n", std::string(loaded.message()).c_str());
+    return 2;
+  }
+  auto settings = ValidateBrokerConfig(config);
+  if (!settings.ok()) {
+    std::fprintf(stderr, "leyr-broker: configuration '%s' is not valid:\n", path.c_str());
+    for (absl::string_view line : absl::StrSplit(settings.status().message(), '\n')) {
+      std::fprintf(stderr, "  %s\n", std::string(line).c_str());
+    }
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    std::printf("configuration '%s' is valid\n", path.c_str());
+    return 0;
+  }
+  SetLogLevel(settings->log_level);
+
+  // Signals are taken by sigwait below, so block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  RealClock clock;
+  SecureRandom random;
+  MemoryStore store(&clock);
+  AuthorizationEvents events;
+  Scheduler scheduler;
+  CurlLeyrClientOptions leyr_options;
+  leyr_options.base_uri = settings->leyr_base_uri;
+  leyr_options.client_id = settings->leyr_client_id;
+  leyr_options.client_secret = settings->leyr_client_secret;
+  leyr_options.default_timeout = settings->leyr_request_timeout;
+  leyr_options.max_response_bytes = settings->leyr_max_response_bytes;
+  leyr_options.max_idle_connections = settings->leyr_max_idle_connections;
+  leyr_options.ca_file = settings->leyr_ca_file;
+  std::unique_ptr<LeyrClient> leyr = MakeCurlLeyrClient(leyr_options);
+
+  const std::vector<std::string> listen = settings->listen;
+  const bool plaintext = settings->plaintext_development;
+  Broker broker(std::move(*settings),
+                BrokerDeps{&clock, &random, &store, leyr.get(), &events, &scheduler});
+  BrokerServiceImpl service(&broker);
+
+  if (plaintext) {
+    LEYR_LOG(Warn, "plaintext_development")
+        .Field("detail", "gRPC is served WITHOUT TLS; development use only");
+  }
+  // Keep the health service's descriptor in the binary so reflection can describe it
+  // (gRPC 1.51 does not register it in the reflection index otherwise).
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<int>> ports;
+  for (const auto& address : listen) {
+    ports.push_back(std::make_unique<int>(0));
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), ports.back().get());
+  }
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    LEYR_LOG(Error, "start_failed").Field("detail", "could not bind every listen address");
+    return 1;
+  }
+  for (size_t i = 0; i < listen.size(); ++i) {
+    std::string address =
+        absl::StartsWith(listen[i], "unix:") ? listen[i] : BoundAddress(listen[i], *ports[i]);
+    LEYR_LOG(Info, "listening").Field("address", address);
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  server->GetHealthCheckService()->SetServingStatus("leyr.broker.v1.BrokerService", true);
+
+  // The sweeper removes ended authorizations after the retention period.
+  std::function<void()> sweep;
+  sweep = [&] {
+    broker.Sweep();
+    scheduler.After(absl::Minutes(1), sweep);
+  };
+  scheduler.After(absl::Minutes(1), sweep);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  LEYR_LOG(Info, "shutting_down").Field("signal", signal_number);
+  server->GetHealthCheckService()->SetServingStatus(false);
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_shutdown_grace)));
+  server->Wait();
+  LEYR_LOG(Info, "stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace leyr
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("leyr-broker --config=FILE [--check-config]");
+  absl::ParseCommandLine(argc, argv);
+  return leyr::Run();
+}
