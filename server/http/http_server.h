@@ -55,6 +55,12 @@ struct HttpServerOptions {
   int max_connections = 256;
   // Worker threads of the event loop (libmicrohttpd's thread pool).
   int threads = 2;
+  // What a request whose body is over max_body_bytes gets (the status is always 413), so a
+  // server can send its own page and headers.
+  HttpResponse too_large_response = {
+      413, {{"Content-Type", "text/plain; charset=utf-8"}}, "request body too large\n"};
+  // How long Stop() waits for suspended requests to be answered before answering them 503.
+  absl::Duration stop_grace = absl::Seconds(5);
 };
 
 // An HTTP/1.1 server on libmicrohttpd (epoll, suspend/resume for asynchronous handlers).

@@ -1,0 +1,351 @@
+#include "server/http/http_server.h"
+
+#include <curl/curl.h>
+
+#include <future>
+#include <string>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace leyr {
+namespace {
+
+using ::leyr::testing::IsOk;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::Gt;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+using ::testing::StartsWith;
+
+struct CurlResult {
+  CURLcode code = CURLE_OK;
+  long status = 0;
+  std::string body;
+  HttpFields headers;  // lower-case names
+};
+
+size_t WriteBody(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+size_t WriteHeader(char* data, size_t size, size_t n, void* out) {
+  std::string line(data, size * n);
+  size_t colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = absl::AsciiStrToLower(line.substr(0, colon));
+    std::string value(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+    static_cast<HttpFields*>(out)->emplace_back(name, value);
+  }
+  return size * n;
+}
+
+CurlResult Fetch(const std::string& method, const std::string& url, const std::string* body,
+                 std::vector<std::string> headers = {}) {
+  CurlResult r;
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &WriteBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &WriteHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r.headers);
+  if (body != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+  }
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_slist* list = nullptr;
+  headers.push_back("Expect:");
+  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  r.code = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+  curl_slist_free_all(list);
+  curl_easy_cleanup(curl);
+  return r;
+}
+
+std::string HeaderOf(const CurlResult& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+// Records the last request and answers with its own echo.
+class RecordingHandler {
+ public:
+  HttpHandler AsHandler() {
+    return [this](HttpRequest request, HttpResponder respond) {
+      HttpResponse response;
+      response.headers = {{"Content-Type", "text/plain"}, {"X-Test", "yes"}};
+      response.body = absl::StrCat(request.method, " ", request.path, " ", request.body);
+      {
+        absl::MutexLock lock(&mu_);
+        last_ = std::move(request);
+        ++calls_;
+      }
+      respond(std::move(response));
+    };
+  }
+  HttpRequest last() {
+    absl::MutexLock lock(&mu_);
+    return last_;
+  }
+  int calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  HttpRequest last_ ABSL_GUARDED_BY(mu_);
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+  void StartServer(HttpServerOptions options, HttpHandler handler) {
+    auto server = HttpServer::Start(options, std::move(handler));
+    ASSERT_THAT(server.status(), IsOk());
+    server_ = std::move(*server);
+  }
+  std::string Url(const std::string& path_and_query) {
+    return absl::StrCat("http://", server_->address(), path_and_query);
+  }
+
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpServerTest, PortZeroIsReadBack) {
+  RecordingHandler handler;
+  StartServer(HttpServerOptions{}, handler.AsHandler());
+  EXPECT_THAT(server_->port(), Gt(0));
+  EXPECT_EQ(server_->address(), absl::StrCat("127.0.0.1:", server_->port()));
+  CurlResult r = Fetch("GET", Url("/ping"), nullptr);
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST_F(HttpServerTest, GetPassesMethodPathHeadersAndPeer) {
+  RecordingHandler handler;
+  StartServer(HttpServerOptions{}, handler.AsHandler());
+  CurlResult r = Fetch("GET", Url("/a/b"), nullptr, {"X-Custom-Header: Value1"});
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "GET /a/b ");
+  EXPECT_EQ(HeaderOf(r, "x-test"), "yes");
+  EXPECT_EQ(HeaderOf(r, "content-length"), "9");
+  HttpRequest req = handler.last();
+  EXPECT_EQ(req.method, "GET");
+  EXPECT_EQ(req.path, "/a/b");
+  EXPECT_THAT(req.headers, Contains(Pair("x-custom-header", "Value1")));
+  EXPECT_EQ(req.Header("X-CUSTOM-HEADER"), "Value1");
+  EXPECT_THAT(req.peer, StartsWith("127.0.0.1:"));
+}
+
+TEST_F(HttpServerTest, PostDeliversWholeBody) {
+  RecordingHandler handler;
+  StartServer(HttpServerOptions{}, handler.AsHandler());
+  std::string body = "a=1&b=" + std::string(5000, 'x');
+  CurlResult r = Fetch("POST", Url("/form"), &body,
+                       {"Content-Type: application/x-www-form-urlencoded"});
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+  HttpRequest req = handler.last();
+  EXPECT_EQ(req.method, "POST");
+  EXPECT_EQ(req.body, body);
+  EXPECT_EQ(req.Header("content-type"), "application/x-www-form-urlencoded");
+}
+
+TEST_F(HttpServerTest, QueryArgumentsAreDecodedInOrder) {
+  RecordingHandler handler;
+  StartServer(HttpServerOptions{}, handler.AsHandler());
+  CurlResult r = Fetch("GET", Url("/q?x=a%20b&y=%2F%3D%26&x=2&empty="), nullptr);
+  ASSERT_EQ(r.code, CURLE_OK);
+  HttpRequest req = handler.last();
+  EXPECT_EQ(req.path, "/q");
+  EXPECT_THAT(req.query, ElementsAre(Pair("x", "a b"), Pair("y", "/=&"), Pair("x", "2"),
+                                     Pair("empty", "")));
+  EXPECT_EQ(req.QueryCount("x"), 2u);
+  EXPECT_EQ(req.QueryValue("x"), "a b");
+  EXPECT_EQ(req.QueryValue("missing"), "");
+}
+
+TEST_F(HttpServerTest, OversizedBodyGets413WithoutHandler) {
+  RecordingHandler handler;
+  HttpServerOptions options;
+  options.max_body_bytes = 1024;
+  options.too_large_response.headers = {{"Content-Type", "text/html"}, {"X-Mine", "1"}};
+  options.too_large_response.body = "<p>too big</p>";
+  StartServer(options, handler.AsHandler());
+  std::string body(2000, 'z');
+  CurlResult r = Fetch("POST", Url("/form"), &body);
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.body, "<p>too big</p>");
+  EXPECT_EQ(HeaderOf(r, "x-mine"), "1");
+  EXPECT_EQ(handler.calls(), 0);
+
+  // Exactly at the limit is fine.
+  std::string fits(1024, 'y');
+  r = Fetch("POST", Url("/form"), &fits);
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(handler.calls(), 1);
+}
+
+TEST_F(HttpServerTest, OversizedChunkedBodyGets413WithoutHandler) {
+  RecordingHandler handler;
+  HttpServerOptions options;
+  options.max_body_bytes = 100;
+  StartServer(options, handler.AsHandler());
+  std::string body(500, 'z');
+  CurlResult r = Fetch("POST", Url("/form"), &body, {"Transfer-Encoding: chunked"});
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(handler.calls(), 0);
+}
+
+TEST_F(HttpServerTest, AsyncResponderFromAnotherThread) {
+  std::promise<HttpResponder> got_responder;
+  StartServer(HttpServerOptions{}, [&](HttpRequest request, HttpResponder respond) {
+    got_responder.set_value(std::move(respond));
+  });
+  auto client = std::async(std::launch::async, [&] { return Fetch("GET", Url("/slow"), nullptr); });
+  auto responder_future = got_responder.get_future();
+  ASSERT_EQ(responder_future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  HttpResponder respond = responder_future.get();
+  // While the first request waits, the server still answers others (no thread blocked).
+  std::thread answerer([respond] {
+    HttpResponse response;
+    response.status = 201;
+    response.body = "later";
+    respond(response);
+    respond(response);  // A second call is ignored.
+  });
+  answerer.join();
+  CurlResult r = client.get();
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.body, "later");
+}
+
+TEST_F(HttpServerTest, OtherRequestsProceedWhileOneIsSuspended) {
+  std::promise<HttpResponder> parked;
+  StartServer(HttpServerOptions{}, [&](HttpRequest request, HttpResponder respond) {
+    if (request.path == "/park") {
+      parked.set_value(std::move(respond));
+      return;
+    }
+    respond(HttpResponse{200, {}, "quick"});
+  });
+  auto slow = std::async(std::launch::async, [&] { return Fetch("GET", Url("/park"), nullptr); });
+  auto parked_future = parked.get_future();
+  ASSERT_EQ(parked_future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  HttpResponder respond = parked_future.get();
+  for (int i = 0; i < 5; ++i) {
+    CurlResult quick = Fetch("GET", Url("/quick"), nullptr);
+    ASSERT_EQ(quick.code, CURLE_OK);
+    EXPECT_EQ(quick.body, "quick");
+  }
+  respond(HttpResponse{200, {}, "parked"});
+  EXPECT_EQ(slow.get().body, "parked");
+}
+
+TEST_F(HttpServerTest, DroppedResponderAnswers500) {
+  StartServer(HttpServerOptions{}, [](HttpRequest, HttpResponder) {});
+  CurlResult r = Fetch("GET", Url("/x"), nullptr);
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 500);
+}
+
+TEST_F(HttpServerTest, StopWithSuspendedConnectionAnswers503AndLateResponseIsDropped) {
+  std::promise<HttpResponder> parked;
+  HttpServerOptions options;
+  options.stop_grace = absl::Milliseconds(100);
+  StartServer(options, [&](HttpRequest, HttpResponder respond) {
+    parked.set_value(std::move(respond));
+  });
+  auto client = std::async(std::launch::async, [&] { return Fetch("GET", Url("/p"), nullptr); });
+  auto parked_future = parked.get_future();
+  ASSERT_EQ(parked_future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  HttpResponder respond = parked_future.get();
+  server_->Stop();
+  server_->Stop();  // idempotent
+  CurlResult r = client.get();
+  // Stop answered the suspended request itself and let that answer go out.
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 503);
+  server_.reset();
+  respond(HttpResponse{200, {}, "too late"});  // must not crash
+}
+
+TEST_F(HttpServerTest, StopWaitsForResponsesInProgress) {
+  std::promise<HttpResponder> parked;
+  StartServer(HttpServerOptions{}, [&](HttpRequest, HttpResponder respond) {
+    parked.set_value(std::move(respond));
+  });
+  auto client = std::async(std::launch::async, [&] { return Fetch("GET", Url("/p"), nullptr); });
+  auto parked_future = parked.get_future();
+  ASSERT_EQ(parked_future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  HttpResponder respond = parked_future.get();
+  std::thread stopper([this] { server_->Stop(); });
+  respond(HttpResponse{200, {}, "finished"});
+  stopper.join();
+  CurlResult r = client.get();
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "finished");
+}
+
+TEST_F(HttpServerTest, ListensOnIpv6Loopback) {
+  RecordingHandler handler;
+  HttpServerOptions options;
+  options.listen = "[::1]:0";
+  auto server = HttpServer::Start(options, handler.AsHandler());
+  if (!server.ok()) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << server.status();
+  }
+  server_ = std::move(*server);
+  EXPECT_EQ(server_->address(), absl::StrCat("[::1]:", server_->port()));
+  CurlResult r = Fetch("GET", Url("/six"), nullptr);
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_THAT(handler.last().peer, StartsWith("[::1]:"));
+}
+
+TEST_F(HttpServerTest, ListensOnAnyAddress) {
+  RecordingHandler handler;
+  HttpServerOptions options;
+  options.listen = "0.0.0.0:0";
+  StartServer(options, handler.AsHandler());
+  CurlResult r =
+      Fetch("GET", absl::StrCat("http://127.0.0.1:", server_->port(), "/any"), nullptr);
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST_F(HttpServerTest, BadListenAddressIsRefused) {
+  RecordingHandler handler;
+  for (const char* bad : {"nonsense", "127.0.0.1:99999", "::1:80", "[::1]80", "example.com:80"}) {
+    HttpServerOptions options;
+    options.listen = bad;
+    EXPECT_FALSE(HttpServer::Start(options, handler.AsHandler()).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace leyr
