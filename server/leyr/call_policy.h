@@ -16,6 +16,7 @@ struct CallPolicyOptions {
   size_t max_headers = 32;
   size_t max_header_bytes = 8192;  // one name plus value
   size_t max_query_params = 64;
+  size_t max_query_bytes = 16384;  // all names plus values, before encoding
 };
 
 // Checks a CallLeyr request against what the broker will send for an authorization whose EMR
@@ -23,6 +24,9 @@ struct CallPolicyOptions {
 // INVALID_ARGUMENT with a specific reason (PATH_NOT_ALLOWED, METHOD_NOT_ALLOWED,
 // HEADER_NOT_ALLOWED, QUERY_NOT_ALLOWED, BODY_TOO_LARGE) and a message that never repeats a
 // header value or the body.
+// Also refused: the headers `cookie` and `expect` (Leyr authenticates by headers only, and
+// set-cookie is dropped from answers, so a cookie has no use; expect is the broker's business),
+// and a body with GET or DELETE (INVALID_ARGUMENT, reason INVALID_ARGUMENT).
 absl::StatusOr<LeyrRequest> CheckLeyrCall(const broker::v1::CallLeyrRequest& request,
                                           absl::string_view emr,
                                           const CallPolicyOptions& options = {});

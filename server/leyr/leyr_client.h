@@ -1,6 +1,7 @@
 #ifndef LEYR_SERVER_LEYR_LEYR_CLIENT_H_
 #define LEYR_SERVER_LEYR_LEYR_CLIENT_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,6 +34,13 @@ struct LeyrResponse {
 // Called exactly once, on the client's event-loop thread; must not block.
 using LeyrCallback = std::function<void(absl::StatusOr<LeyrResponse>)>;
 
+// Counters of a client since it was created, for metrics and benchmarks.
+struct LeyrClientStats {
+  int64_t requests_started = 0;     // transfers handed to the network
+  int64_t requests_completed = 0;   // callbacks called (any outcome)
+  int64_t connections_opened = 0;   // new TCP (or TLS) connections opened
+};
+
 // Sends requests to Leyr with the three x-leyr-* headers added. Asynchronous: no thread is
 // blocked per request in flight.
 class LeyrClient {
@@ -42,6 +50,8 @@ class LeyrClient {
   // DEADLINE_EXCEEDED (LEYR_TIMEOUT), RESOURCE_EXHAUSTED (LEYR_RESPONSE_TOO_LARGE).
   // Messages never contain the code or the secret.
   virtual void Send(LeyrRequest request, LeyrCallback done) = 0;
+  // Counters; thread-safe. Implementations without counters return zeros.
+  virtual LeyrClientStats Stats() const { return {}; }
 };
 
 struct CurlLeyrClientOptions {
@@ -52,10 +62,15 @@ struct CurlLeyrClientOptions {
   size_t max_response_bytes = 16 << 20;
   int max_idle_connections = 64;
   std::string ca_file;         // "" = the system's bundle
+  std::string proxy;           // "" = no proxy; http_proxy and friends are always ignored
 };
 
 // A LeyrClient on libcurl's multi interface, driven by one event-loop thread.
 // Connections are kept alive and reused; redirects are not followed; TLS is verified.
+// The timeout of each request is min(deadline - now, default_timeout); a deadline already past
+// fails with DEADLINE_EXCEEDED (LEYR_TIMEOUT) without sending anything. The destructor fails the
+// requests not yet answered with UNAVAILABLE (SHUTTING_DOWN), on the event-loop thread, and joins
+// it. Callbacks may call Send again. Stats().connections_opened counts new connections.
 std::unique_ptr<LeyrClient> MakeCurlLeyrClient(const CurlLeyrClientOptions& options);
 
 }  // namespace leyr
