@@ -418,6 +418,10 @@ class MhdHttpServer final : public HttpServer {
 
 }  // namespace
 
+absl::Status ValidateListenAddress(absl::string_view listen) {
+  return ParseListen(listen).status();
+}
+
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
                                                               HttpHandler handler) {
   if (!handler) return absl::InvalidArgumentError("an HTTP handler is required");

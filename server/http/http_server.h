@@ -63,6 +63,10 @@ struct HttpServerOptions {
   absl::Duration stop_grace = absl::Seconds(5);
 };
 
+// Checks the syntax of a listen address ("127.0.0.1:0", "[::1]:8080", "0.0.0.0:8080",
+// "localhost:0"), so that configuration can be validated before starting.
+absl::Status ValidateListenAddress(absl::string_view listen);
+
 // An HTTP/1.1 server on libmicrohttpd (epoll, suspend/resume for asynchronous handlers).
 class HttpServer {
  public:

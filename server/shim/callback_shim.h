@@ -1,0 +1,72 @@
+#ifndef LEYR_SERVER_SHIM_CALLBACK_SHIM_H_
+#define LEYR_SERVER_SHIM_CALLBACK_SHIM_H_
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/security/credentials.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "config/config.pb.h"
+#include "leyr/broker/v1/broker_service.grpc.pb.h"
+#include "server/common/log.h"
+#include "server/http/http_server.h"
+
+namespace leyr::shim {
+
+// The shim's configuration, validated and with defaults filled in.
+struct ShimSettings {
+  HttpServerOptions http;  // listen, max_body_bytes, read_timeout, max_connections
+  std::string broker_target;
+  std::string callback_path = "/oauth/callback";
+  absl::Duration broker_timeout = absl::Seconds(10);
+  LogLevel log_level = LogLevel::kInfo;
+};
+
+// Validates a ShimConfig; errors name the bad key ("listen: ...").
+absl::StatusOr<ShimSettings> ValidateShimConfig(const config::ShimConfig& config);
+
+// Credentials of the channel to the broker. Insecure for now: the seam where TLS (and the
+// shim's caller identity) will be plugged in.
+std::shared_ptr<grpc::ChannelCredentials> BrokerChannelCredentials(const ShimSettings& settings);
+
+// The callback shim: an HTTP server that takes athena's form POST at the callback path,
+// forwards state and code (or error) to BrokerService.CompleteAuthorization, and sends the
+// browser on. Holds no secret and no state.
+class CallbackShim {
+ public:
+  // Starts listening. `broker` is any BrokerService stub (a real channel's or a test's);
+  // its callback API (`async()`) is used, so no thread waits on the broker.
+  static absl::StatusOr<std::unique_ptr<CallbackShim>> Start(
+      const ShimSettings& settings,
+      std::shared_ptr<broker::v1::BrokerService::StubInterface> broker);
+
+  ~CallbackShim();
+  CallbackShim(const CallbackShim&) = delete;
+  CallbackShim& operator=(const CallbackShim&) = delete;
+
+  int port() const;
+  // "host:port" actually bound.
+  std::string address() const;
+  // Stops the HTTP server (answers in progress finish), then cancels and waits for any
+  // broker call still running. Idempotent.
+  void Stop();
+
+  struct Tracker;
+
+ private:
+  CallbackShim(const ShimSettings& settings,
+               std::shared_ptr<broker::v1::BrokerService::StubInterface> broker);
+  void Handle(HttpRequest request, HttpResponder respond);
+  void HandleCallback(HttpRequest request, HttpResponder respond);
+
+  const ShimSettings settings_;
+  const std::shared_ptr<broker::v1::BrokerService::StubInterface> broker_;
+  std::shared_ptr<Tracker> tracker_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace leyr::shim
+
+#endif  // LEYR_SERVER_SHIM_CALLBACK_SHIM_H_
