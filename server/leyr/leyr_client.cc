@@ -26,6 +26,9 @@
 namespace leyr {
 namespace {
 
+// Response header lines are bounded on their own, so that the body limit is exact.
+constexpr size_t kMaxResponseHeaderBytes = 64 * 1024;
+
 // Upper bound of one curl_multi_poll; wakeups and curl's own timers end it earlier.
 constexpr int kMaxPollMs = 1000;
 
@@ -55,8 +58,8 @@ struct Transfer {
   curl_slist* headers = nullptr;
   std::string url;
   LeyrResponse response;
-  size_t max_bytes = 0;
-  size_t received_bytes = 0;  // body plus header lines
+  size_t max_bytes = 0;       // of the body
+  size_t header_bytes = 0;    // header lines received so far
   bool too_large = false;
   int64_t timeout_ms = 0;
 };
@@ -64,11 +67,10 @@ struct Transfer {
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
   const size_t n = size * count;
-  if (transfer->received_bytes + n > transfer->max_bytes) {
+  if (transfer->response.body.size() + n > transfer->max_bytes) {
     transfer->too_large = true;
     return 0;  // Aborts the transfer with CURLE_WRITE_ERROR.
   }
-  transfer->received_bytes += n;
   transfer->response.body.append(data, n);
   return n;
 }
@@ -76,11 +78,11 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
   const size_t n = size * count;
-  if (transfer->received_bytes + n > transfer->max_bytes) {
+  transfer->header_bytes += n;
+  if (transfer->header_bytes > kMaxResponseHeaderBytes) {
     transfer->too_large = true;
     return 0;
   }
-  transfer->received_bytes += n;
   absl::string_view line(data, n);
   if (absl::StartsWith(line, "HTTP/")) {
     // A new response (after a 1xx): start over.
@@ -129,7 +131,8 @@ absl::Status ErrorForCurlCode(CURLcode code, const Transfer& transfer) {
   if (transfer.too_large || code == CURLE_FILESIZE_EXCEEDED) {
     return MakeError(absl::StatusCode::kResourceExhausted, reason::kLeyrResponseTooLarge,
                      absl::StrCat("Leyr's response is larger than ", transfer.max_bytes,
-                                  " bytes"));
+                                  " bytes (or its headers than ", kMaxResponseHeaderBytes,
+                                  ")"));
   }
   if (code == CURLE_OPERATION_TIMEDOUT) {
     return MakeError(absl::StatusCode::kDeadlineExceeded, reason::kLeyrTimeout,
