@@ -128,9 +128,10 @@ absl::StatusOr<std::string> CanonicalOrigin(absl::string_view uri) {
   if (scheme != "http" && scheme != "https") {
     return absl::InvalidArgumentError("URI scheme must be http or https");
   }
-  // The scheme must be followed by "//" exactly as written (curl would accept "https:/x").
+  // The scheme must be followed by "//" and the host exactly as written (curl would accept
+  // "https:/x" and "https:///x", reading "x" as the host).
   size_t colon = uri.find(':');
-  if (uri.substr(colon, 3) != "://") {
+  if (uri.substr(colon, 3) != "://" || uri.substr(colon + 3, 1) == "/") {
     return absl::InvalidArgumentError("URI must have the form scheme://host");
   }
   if (!GetPart(url.get(), CURLUPART_USER).empty() ||
