@@ -31,7 +31,8 @@ struct LeyrResponse {
   bool new_connection = false;  // true when this transfer had to open a new connection
 };
 
-// Called exactly once, on the client's event-loop thread; must not block.
+// Called exactly once, on the client's event-loop thread; must not block. (Only a Send that
+// races with the client's destruction is answered, SHUTTING_DOWN, on the caller's thread.)
 using LeyrCallback = std::function<void(absl::StatusOr<LeyrResponse>)>;
 
 // Counters of a client since it was created, for metrics and benchmarks.
