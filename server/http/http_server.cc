@@ -348,7 +348,7 @@ class MhdHttpServer final : public HttpServer {
       if (!length_text.empty() && absl::SimpleAtoi(length_text, &length) &&
           length > options_.max_body_bytes) {
         ex->too_large = true;
-        if (length - options_.max_body_bytes > discard_limit_) return Queue(conn, too_large_);
+        if (length - options_.max_body_bytes > discard_limit_) return TooLarge(conn, ex->request);
       }
       *con_cls = new std::shared_ptr<Exchange>(std::move(ex));
       return MHD_YES;
@@ -370,7 +370,7 @@ class MhdHttpServer final : public HttpServer {
       // Past the discard allowance, close the connection instead of reading on.
       return ex.discarded - options_.max_body_bytes > discard_limit_ ? MHD_NO : MHD_YES;
     }
-    if (ex.too_large) return Queue(conn, too_large_);
+    if (ex.too_large) return TooLarge(conn, ex.request);
     if (ex.dispatched) {
       // Called again after a resume: send the stored response.
       absl::MutexLock lock(&ex.mu);
@@ -403,6 +403,11 @@ class MhdHttpServer final : public HttpServer {
     ex.suspended = true;
     MHD_suspend_connection(conn);
     return MHD_YES;
+  }
+
+  MHD_Result TooLarge(MHD_Connection* conn, const HttpRequest& request) {
+    if (options_.on_too_large) options_.on_too_large(request);
+    return Queue(conn, too_large_);
   }
 
   const HttpServerOptions options_;

@@ -59,6 +59,9 @@ struct HttpServerOptions {
   // server can send its own page and headers.
   HttpResponse too_large_response = {
       413, {{"Content-Type", "text/plain; charset=utf-8"}}, "request body too large\n"};
+  // Called (on a server thread, before the 413 is sent) for each request refused for its size;
+  // the request has no body. Optional, for logging.
+  std::function<void(const HttpRequest&)> on_too_large;
   // How long Stop() waits for suspended requests to be answered before answering them 503.
   absl::Duration stop_grace = absl::Seconds(5);
 };

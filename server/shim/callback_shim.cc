@@ -254,6 +254,12 @@ absl::StatusOr<std::unique_ptr<CallbackShim>> CallbackShim::Start(
   std::unique_ptr<CallbackShim> shim(new CallbackShim(settings, std::move(broker)));
   HttpServerOptions options = settings.http;
   options.too_large_response = TooLargePage();
+  const std::string callback_path = settings.callback_path;
+  options.on_too_large = [callback_path](const HttpRequest& request) {
+    if (request.path == callback_path) {
+      LogCallback("invalid_request", 413, absl::Now(), "", reason::kBodyTooLarge);
+    }
+  };
   CallbackShim* self = shim.get();
   LEYR_ASSIGN_OR_RETURN(shim->server_,
                         HttpServer::Start(options, [self](HttpRequest r, HttpResponder respond) {

@@ -334,6 +334,7 @@ TEST_F(CallbackShimTest, CanariesNeverReachBodiesOrLog) {
   results.push_back(Post(canaries));
   results.push_back(Fetch("GET", Url(absl::StrCat("/oauth/callback?state=", kCanaryState)),
                           nullptr));
+  results.push_back(Post(canaries + "&pad=" + std::string(3000, 'p')));  // 413
   shim_->Stop();
   std::string log = capture.Finish();
 
@@ -354,6 +355,7 @@ TEST_F(CallbackShimTest, CanariesNeverReachBodiesOrLog) {
   EXPECT_THAT(log, HasSubstr("\"reason\":\"DUPLICATE_FIELD\""));
   EXPECT_THAT(log, HasSubstr("\"reason\":\"STATE_ALREADY_USED\""));
   EXPECT_THAT(log, HasSubstr("\"http_status\":415"));
+  EXPECT_THAT(log, HasSubstr("\"http_status\":413"));
   EXPECT_THAT(log, HasSubstr("\"duration_ms\":"));
   size_t lines = 0;
   for (size_t pos = 0; (pos = log.find("\"msg\":\"callback\"", pos)) != std::string::npos; ++pos) {
