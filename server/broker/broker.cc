@@ -119,9 +119,17 @@ class WaitState final : public PendingWait, public std::enable_shared_from_this<
       : events_(events), scheduler_(scheduler), done_(std::move(done)) {}
 
   void Arm(uint64_t subscription, uint64_t timer) {
-    absl::MutexLock lock(&mu_);
-    subscription_ = subscription;
-    timer_ = timer;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!finished_) {
+        subscription_ = subscription;
+        timer_ = timer;
+        return;
+      }
+    }
+    // A change finished the wait before it was armed: drop what was set up for it.
+    events_->Unsubscribe(subscription);
+    scheduler_->Cancel(timer);
   }
 
   // Finishes once; later calls do nothing.
@@ -366,12 +374,11 @@ std::shared_ptr<PendingWait> Broker::Wait(
     return state;
   }
   if (timeout <= absl::ZeroDuration() || timeout > kMaxWait) timeout = kMaxWait;
-  std::weak_ptr<WaitState> weak = state;
+  // The subscription and the timer hold the wait until it finishes (Finish drops both), so
+  // `done` runs even when the caller lets go of the returned handle.
   Store* store = deps_.store;
   std::string record_id = *id;
-  auto check = [weak, store, record_id](bool final) {
-    auto s = weak.lock();
-    if (!s) return;
+  auto check = [s = state, store, record_id](bool final) {
     auto record = store->Get(record_id);
     if (final || !record.ok() || record->state != Authorization::STATE_PENDING) {
       s->Finish(std::move(record));
