@@ -990,6 +990,29 @@ TEST_F(BrokerTest, RevokeReauthorizationRequiredAndEndedStates) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Logs
+
+TEST_F(BrokerTest, LogsNeverContainCodeOrState) {
+  ::testing::internal::CaptureStderr();
+  auto begun = Begin("https://app.example.com/done");
+  ASSERT_THAT(begun, IsOk());
+  const std::string state = StateOf(begun->authorize_uri);
+  leyr_.AnswerAlways(MakeError(absl::StatusCode::kUnavailable, reason::kLeyrUnavailable, "down"));
+  ASSERT_THAT(Complete(state, kCode), IsOk());  // activation fails: logged as a warning
+  EXPECT_THAT(Complete(state, kCode), Not(IsOk()));
+  const std::string name = NameOf(begun->record);
+  leyr_.AnswerAlways(FakeLeyrClient::Error(401, "UNAUTHORIZED", 401));
+  EXPECT_THAT(Call(name, "/api/emrs/athenapractice/patients"), Not(IsOk()));
+  ASSERT_THAT(broker_->Revoke(caller_, name), IsOk());
+  const std::string logs = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(logs, HasSubstr("authorization_state"));  // the audit lines were written
+  EXPECT_THAT(logs, HasSubstr(name));
+  EXPECT_THAT(logs, Not(HasSubstr("CANARY"))) << logs;
+  EXPECT_THAT(logs, Not(HasSubstr(state))) << logs;
+  EXPECT_THAT(logs, Not(HasSubstr(HashState(state)))) << logs;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sweep
 
 TEST_F(BrokerTest, SweepRemovesEndedRecordsAfterRetention) {
