@@ -1,5 +1,7 @@
 #include "server/common/config_util.h"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 
@@ -18,7 +20,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 std::string WriteTemp(const std::string& name, const std::string& content) {
-  std::string path = ::testing::TempDir() + "/common_unit_test_" + name;
+  std::string path =
+      ::testing::TempDir() + "/common_unit_test_" + std::to_string(::getpid()) + "_" + name;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << content;
   return path;
