@@ -9,8 +9,10 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libssl-dev libcurl4-openssl-dev libmicrohttpd-dev
   googletest libgtest-dev libgmock-dev
-  nodejs npm
 )
+# Node.js and npm (for buf): use the machine's own when present (it may not come from Debian's
+# packages, and Debian's npm conflicts with other builds of nodejs).
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

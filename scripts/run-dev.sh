@@ -76,15 +76,12 @@ start() {
   "$@" >>"$DEV/$name.log" 2>&1 &
   PIDS+=($!)
   local pid=$!
-  for _ in $(seq 1 100); do
-    if grep -q '"msg":"listening"' "$DEV/$name.log"; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "run-dev: $name failed to start:" >&2; cat "$DEV/$name.log" >&2; exit 1
-    fi
-    sleep 0.1
-  done
-  echo "run-dev: $name did not report listening; see $DEV/$name.log" >&2
-  exit 1
+  # Block until the server logs the address it bound, or gives up after 20 s.
+  if ! grep -m1 -q '"msg":"listening"' < <(timeout 20 tail -n +1 -f "$DEV/$name.log"); then
+    echo "run-dev: $name failed to start; its log:" >&2
+    cat "$DEV/$name.log" >&2
+    exit 1
+  fi
 }
 
 start sandbox "$BUILD_DIR/server/sandbox/leyr-sandbox" --config="$DEV/sandbox.json"
