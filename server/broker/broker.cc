@@ -28,7 +28,11 @@ constexpr size_t kMaxLabels = 16;
 constexpr size_t kMaxCodeBytes = 4096;
 constexpr size_t kMaxDescriptionBytes = 512;
 constexpr absl::Duration kMaxWait = absl::Minutes(15);
-constexpr absl::Duration kMaxActivation = absl::Seconds(10);
+// The activation call gets at most this long, and must end this long before the caller's
+// deadline, so that CompleteAuthorization still answers in time when Leyr is slow.
+constexpr absl::Duration kMaxActivation = absl::Seconds(5);
+constexpr absl::Duration kActivationMargin = absl::Seconds(1);
+constexpr absl::Duration kMinActivation = absl::Milliseconds(100);
 
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   google::protobuf::Timestamp ts;
@@ -309,7 +313,15 @@ void Broker::Complete(const Caller& caller,
   }
   Changed(*record, Authorization::STATE_PENDING);
   if (record->state == Authorization::STATE_ACTIVE && !settings_.activation_path.empty()) {
-    return Activate(std::move(*record), deadline, std::move(done));
+    absl::Time now = absl::Now();
+    absl::Time activation_deadline = std::min(now + kMaxActivation, deadline - kActivationMargin);
+    if (activation_deadline - now >= kMinActivation) {
+      return Activate(std::move(*record), activation_deadline, std::move(done));
+    }
+    // Too little time left to ask Leyr and still answer: the first CallLeyr redeems the code.
+    LEYR_LOG(Warn, "activation_skipped")
+        .Field("authorization", absl::StrCat(kNamePrefix, record->id))
+        .Field("detail", "the caller's deadline leaves no time for the activation call");
   }
   auto next = NextUri(*record);
   if (!next.ok()) return done(next.status());
@@ -322,7 +334,7 @@ void Broker::Activate(AuthorizationRecord record, absl::Time deadline,
   request.method = "GET";
   request.path = absl::StrCat("/api/emrs/", record.emr, "/", settings_.activation_path);
   request.code = record.code;
-  request.deadline = std::min(deadline, absl::Now() + kMaxActivation);
+  request.deadline = deadline;
   std::string id = record.id;
   deps_.leyr->Send(std::move(request), [this, record = std::move(record),
                                         done = std::move(done)](

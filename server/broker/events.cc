@@ -42,17 +42,22 @@ size_t AuthorizationEvents::subscriber_count() {
 
 Scheduler::Scheduler() : thread_([this] { Loop(); }) {}
 
-Scheduler::~Scheduler() {
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
+    queue_.clear();
+    when_.clear();
   }
-  thread_.join();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
 uint64_t Scheduler::After(absl::Duration delay, std::function<void()> fn) {
   absl::MutexLock lock(&mu_);
   uint64_t handle = next_++;
+  if (stop_) return handle;
   absl::Time when = absl::Now() + delay;
   queue_.emplace(std::make_pair(when, handle), std::move(fn));
   when_.emplace(handle, when);

@@ -40,7 +40,10 @@ class AuthorizationEvents {
 class Scheduler {
  public:
   Scheduler();
-  ~Scheduler();  // Drops callbacks not yet run.
+  ~Scheduler();  // Stop().
+  // Drops callbacks not yet run and joins the thread (waiting for a running one). Idempotent;
+  // After() does nothing afterwards.
+  void Stop();
   uint64_t After(absl::Duration delay, std::function<void()> fn);
   // Cancels a callback not yet started; harmless when it already ran.
   void Cancel(uint64_t handle);

@@ -139,6 +139,10 @@ int Run() {
   server->GetHealthCheckService()->SetServingStatus(false);
   server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_shutdown_grace)));
   server->Wait();
+  // No RPC is left. Stop the timers and the Leyr client before the objects their callbacks use
+  // (the broker, the sweeper) are destroyed.
+  scheduler.Stop();
+  leyr.reset();
   LEYR_LOG(Info, "stopped");
   return 0;
 }

@@ -116,7 +116,8 @@ class BrokerTest : public ::testing::Test {
   absl::StatusOr<Broker::CompleteResult> Complete(const std::string& state,
                                                   const std::string& code,
                                                   const std::string& error = "",
-                                                  const std::string& description = "") {
+                                                  const std::string& description = "",
+                                                  absl::Duration deadline = absl::Seconds(30)) {
     broker::v1::CompleteAuthorizationRequest request;
     request.set_state(state);
     request.set_code(code);
@@ -124,7 +125,7 @@ class BrokerTest : public ::testing::Test {
     request.set_error_description(description);
     std::promise<absl::StatusOr<Broker::CompleteResult>> promise;
     auto future = promise.get_future();
-    broker_->Complete(caller_, request, absl::Now() + absl::Seconds(30),
+    broker_->Complete(caller_, request, absl::Now() + deadline,
                       [&promise](absl::StatusOr<Broker::CompleteResult> r) {
                         promise.set_value(std::move(r));
                       });
@@ -364,6 +365,34 @@ TEST_F(BrokerTest, CompleteSuccessActivatesWithTheCode) {
   ASSERT_THAT(stored, IsOk());
   EXPECT_EQ(stored->code, kCode);
   EXPECT_TRUE(stored->activated);
+}
+
+TEST_F(BrokerTest, CompleteActivationEndsBeforeTheCallersDeadline) {
+  auto begun = Begin();
+  ASSERT_THAT(begun, IsOk());
+  leyr_.AnswerAlways(FakeLeyrClient::Json(200, "[]"));
+  absl::Time before = absl::Now();
+  auto done = Complete(StateOf(begun->authorize_uri), kCode, "", "", absl::Seconds(3));
+  ASSERT_THAT(done, IsOk());
+  auto requests = leyr_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  // At least a second is left to answer the shim after the activation call gives up.
+  EXPECT_LE(requests[0].deadline, before + absl::Seconds(2) + absl::Milliseconds(100));
+  EXPECT_GT(requests[0].deadline, before);
+}
+
+TEST_F(BrokerTest, CompleteWithNoTimeLeftSkipsActivationButRecordsTheCode) {
+  auto begun = Begin();
+  ASSERT_THAT(begun, IsOk());
+  leyr_.AnswerAlways(FakeLeyrClient::Json(200, "[]"));
+  auto done = Complete(StateOf(begun->authorize_uri), kCode, "", "", absl::Milliseconds(900));
+  ASSERT_THAT(done, IsOk());
+  EXPECT_EQ(done->record.state, Authorization::STATE_ACTIVE);
+  EXPECT_FALSE(done->record.activated);
+  EXPECT_EQ(leyr_.request_count(), 0u);
+  auto stored = store_.Get(begun->record.id);
+  ASSERT_THAT(stored, IsOk());
+  EXPECT_EQ(stored->code, kCode);
 }
 
 TEST_F(BrokerTest, CompleteWithoutReturnUriHasNoNextUri) {
