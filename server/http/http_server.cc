@@ -367,8 +367,9 @@ class MhdHttpServer final : public HttpServer {
         std::string().swap(ex.request.body);
       }
       ex.discarded += n;
-      // Past the discard allowance, close the connection instead of reading on.
-      return ex.discarded - options_.max_body_bytes > discard_limit_ ? MHD_NO : MHD_YES;
+      // Past the discard allowance, close the connection instead of reading on. (`discarded`
+      // may still be below max_body_bytes when a declared length was too large.)
+      return ex.discarded > options_.max_body_bytes + discard_limit_ ? MHD_NO : MHD_YES;
     }
     if (ex.too_large) return TooLarge(conn, ex.request);
     if (ex.dispatched) {
