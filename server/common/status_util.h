@@ -39,6 +39,12 @@ inline constexpr absl::string_view kLeyrUnavailable = "LEYR_UNAVAILABLE";
 inline constexpr absl::string_view kLeyrTimeout = "LEYR_TIMEOUT";
 inline constexpr absl::string_view kLeyrResponseTooLarge = "LEYR_RESPONSE_TOO_LARGE";
 inline constexpr absl::string_view kShuttingDown = "SHUTTING_DOWN";
+// Caller identity and policy (UNAUTHENTICATED / PERMISSION_DENIED).
+inline constexpr absl::string_view kCredentialsMissing = "CREDENTIALS_MISSING";
+inline constexpr absl::string_view kTokenInvalid = "TOKEN_INVALID";
+inline constexpr absl::string_view kCallerNotInPolicy = "CALLER_NOT_IN_POLICY";
+inline constexpr absl::string_view kRpcNotAllowed = "RPC_NOT_ALLOWED";
+inline constexpr absl::string_view kConnectionNotAllowed = "CONNECTION_NOT_ALLOWED";
 inline constexpr absl::string_view kInternal = "INTERNAL";
 }  // namespace reason
 
