@@ -43,11 +43,70 @@ bool HasControl(absl::string_view text) {
   });
 }
 
-// Response headers the broker never passes on: hop-by-hop (RFC 7230 6.1) and cookies.
+// Response headers the broker never passes on: hop-by-hop (RFC 7230 6.1), cookies, and the
+// three credential headers (should Leyr or a proxy ever echo them, the caller must not read them).
 bool IsDroppedResponseHeader(absl::string_view lower) {
   return lower == "connection" || lower == "keep-alive" || lower == "transfer-encoding" ||
          lower == "te" || lower == "trailer" || lower == "upgrade" || lower == "set-cookie" ||
-         absl::StartsWith(lower, "proxy-");
+         absl::StartsWith(lower, "proxy-") || lower == "x-leyr-client-id" ||
+         lower == "x-leyr-client-secret" || lower == "x-leyr-emr-oauth-code";
+}
+
+// RFC 7230 tchar: header names go into proto `string` fields, so they must be ASCII.
+bool IsTokenName(absl::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return absl::ascii_isalnum(c) || absl::StrContains("!#$%&'*+-.^_`|~", static_cast<char>(c));
+  });
+}
+
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), as protobuf
+// requires of `string` fields.
+bool IsUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const unsigned char t = s[i + k];
+      if (t < (k == 1 ? lo : 0x80) || t > (k == 1 ? hi : 0xBF)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// Reads bytes as ISO-8859-1 (what obs-text in HTTP/1.1 field values historically meant).
+std::string Latin1ToUtf8(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (unsigned char c : s) {
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    }
+  }
+  return out;
 }
 
 // One request from Send until its callback is called.
@@ -108,7 +167,8 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   return n;
 }
 
-// Removes hop-by-hop headers, set-cookie, and the headers the Connection header names.
+// Removes hop-by-hop headers, set-cookie, the credential headers, names that are not tokens, and
+// the headers the Connection header names; reads values that are not UTF-8 as ISO-8859-1.
 void FilterResponseHeaders(HttpFields* headers) {
   std::vector<std::string> named;
   for (const auto& [name, value] : *headers) {
@@ -120,11 +180,16 @@ void FilterResponseHeaders(HttpFields* headers) {
   }
   headers->erase(std::remove_if(headers->begin(), headers->end(),
                                 [&](const auto& field) {
-                                  return IsDroppedResponseHeader(field.first) ||
+                                  return !IsTokenName(field.first) ||
+                                         IsDroppedResponseHeader(field.first) ||
                                          std::find(named.begin(), named.end(), field.first) !=
                                              named.end();
                                 }),
                  headers->end());
+  // A value that is not UTF-8 would make the whole CallLeyr response unparseable for callers.
+  for (auto& field : *headers) {
+    if (!IsUtf8(field.second)) field.second = Latin1ToUtf8(field.second);
+  }
 }
 
 absl::Status ErrorForCurlCode(CURLcode code, const Transfer& transfer) {

@@ -26,7 +26,8 @@ struct LeyrRequest {
 
 struct LeyrResponse {
   int status_code = 0;
-  HttpFields headers;  // names in lower case; hop-by-hop headers and set-cookie removed
+  HttpFields headers;  // lower-case names; hop-by-hop, set-cookie, x-leyr-client-*/emr-oauth-code
+                       // removed; values UTF-8 (others read as ISO-8859-1)
   std::string body;
   bool new_connection = false;  // true when this transfer had to open a new connection
 };

@@ -116,6 +116,16 @@ class FakeLeyr {
     } else if (path == absl::StrCat(kPrefix, "/redirect")) {
       response.status = 302;
       response.headers = {{"Location", absl::StrCat(kPrefix, "/echo")}};
+    } else if (path == absl::StrCat(kPrefix, "/odd-headers")) {
+      // Echoes the credentials back and sends values that are not UTF-8.
+      response.headers = {{"X-Leyr-Client-Id", request.Header("x-leyr-client-id")},
+                          {"X-Leyr-Client-Secret", request.Header("x-leyr-client-secret")},
+                          {"X-Leyr-Emr-Oauth-Code", request.Header("x-leyr-emr-oauth-code")},
+                          {"X-Leyr-Request-Id", "r-1"},
+                          {"X-Latin1", "caf\xe9"},
+                          {"X-Utf8", "caf\xc3\xa9 \xf0\x9f\x98\x80"},
+                          {"X-Overlong", "\xc0\xaf"}};
+      response.body = "odd";
     } else if (path == absl::StrCat(kPrefix, "/unauthorized")) {
       response.status = 401;
       response.headers = {{"Content-Type", "application/json"}};
@@ -227,6 +237,25 @@ TEST_F(LeyrClientTest, SendsTheThreeHeadersAndPassesEverythingThrough) {
   EXPECT_EQ(HeaderOf(got.headers, "expect"), "<absent>");
   EXPECT_EQ(got.body, R"({"given":"Ann"})");
   EXPECT_EQ(got.query, (HttpFields{{"i", "7"}, {"name", "a b&c=d"}, {"empty", ""}}));
+}
+
+TEST_F(LeyrClientTest, CredentialHeadersAreNeverPassedBackAndValuesAreUtf8) {
+  auto client = MakeCurlLeyrClient(Options());
+  absl::StatusOr<LeyrResponse> response = Call(*client, Get("/odd-headers"));
+  ASSERT_THAT(response, IsOk());
+  EXPECT_EQ(response->status_code, 200);
+  for (const char* dropped : {"x-leyr-client-id", "x-leyr-client-secret", "x-leyr-emr-oauth-code"}) {
+    EXPECT_THAT(response->headers, Not(Contains(Key(dropped)))) << dropped;
+  }
+  for (const auto& [name, value] : response->headers) {
+    EXPECT_EQ(value.find(kSecret), std::string::npos) << name;
+    EXPECT_EQ(value.find(kCode), std::string::npos) << name;
+  }
+  EXPECT_THAT(response->headers, Contains(Pair("x-leyr-request-id", "r-1")));
+  // Not UTF-8: read as ISO-8859-1. UTF-8 stays as it is.
+  EXPECT_THAT(response->headers, Contains(Pair("x-latin1", "caf\xc3\xa9")));
+  EXPECT_THAT(response->headers, Contains(Pair("x-utf8", "caf\xc3\xa9 \xf0\x9f\x98\x80")));
+  EXPECT_THAT(response->headers, Contains(Pair("x-overlong", "\xc3\x80\xc2\xaf")));
 }
 
 TEST_F(LeyrClientTest, MethodsAndBodies) {
