@@ -1,5 +1,6 @@
 #include "server/shim/callback_shim.h"
 
+#include <google/protobuf/stubs/common.h>
 #include <grpcpp/client_context.h>
 
 #include <map>
@@ -143,6 +144,24 @@ void Refuse(HttpResponder& respond, HttpResponse response, absl::string_view rea
   int status = response.status;
   respond(std::move(response));
   LogCallback("invalid_request", status, start, "", reason);
+}
+
+// RFC 6749 appendix A: state, code and error are printable ASCII (%x20-7E).
+bool IsPrintableAscii(absl::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// Everything forwarded goes into proto `string` fields, which must be UTF-8 (the broker could
+// not even parse the request otherwise). A description that is not keeps its ASCII only.
+std::string Utf8Description(std::string text) {
+  if (google::protobuf::internal::IsStructurallyValidUTF8(text)) return text;
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+  }
+  return text;
 }
 
 // The media type of a Content-Type value, lower case, without parameters.
@@ -347,6 +366,11 @@ void CallbackShim::HandleCallback(HttpRequest request, HttpResponder respond) {
     Refuse(respond, InvalidCallbackPage(), reason::kInvalidCompletion, start);
     return;
   }
+  if (!IsPrintableAscii(state) || !IsPrintableAscii(code) || !IsPrintableAscii(error)) {
+    Refuse(respond, InvalidCallbackPage(), reason::kInvalidCompletion, start);
+    return;
+  }
+  error_description = Utf8Description(std::move(error_description));
 
   auto* call = new BrokerCall;
   call->request.set_state(std::move(state));

@@ -181,6 +181,26 @@ TEST_F(CallbackShimTest, DenialIsForwardedAndShownAsDeclined) {
   EXPECT_EQ(received[0].error_description(), kCanaryDescription);
 }
 
+TEST_F(CallbackShimTest, DescriptionThatIsNotUtf8StillReachesTheBroker) {
+  StartShim();
+  v1::CompleteAuthorizationResponse answer;
+  answer.mutable_authorization()->set_name("authorizations/abc123");
+  answer.mutable_authorization()->set_state(v1::Authorization::STATE_DENIED);
+  broker_.service.Answer(answer);
+  CurlResult r = Post("state=s&error=access_denied&error_description=refus%E9");
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+  auto received = broker_.service.received();
+  ASSERT_THAT(received, SizeIs(1));
+  EXPECT_EQ(received[0].error_description(), "refus?");
+
+  r = Post("state=t&error=access_denied&error_description=refus%C3%A9");
+  EXPECT_EQ(r.status, 200);
+  received = broker_.service.received();
+  ASSERT_THAT(received, SizeIs(2));
+  EXPECT_EQ(received[1].error_description(), "refus\xc3\xa9");
+}
+
 TEST_F(CallbackShimTest, CompletionWithoutReturnUriShowsPage) {
   StartShim();
   AnswerActive("");
@@ -225,6 +245,10 @@ TEST_F(CallbackShimTest, BadInputsGetTheir4xxAndNothingReachesTheBroker) {
       {"repeated error", "POST", "/oauth/callback", kForm,
        "state=s&error=access_denied&error=x", 400},
       {"malformed escape", "POST", "/oauth/callback", kForm, "state=%zz&code=c", 400},
+      {"state not ascii", "POST", "/oauth/callback", kForm, "state=s%FF&code=c", 400},
+      {"code not ascii", "POST", "/oauth/callback", kForm, "state=s&code=c%C3%A9", 400},
+      {"code with control", "POST", "/oauth/callback", kForm, "state=s&code=c%0A", 400},
+      {"error not ascii", "POST", "/oauth/callback", kForm, "state=s&error=%FF", 400},
       {"too large", "POST", "/oauth/callback", kForm,
        "state=s&code=c&id_token=" + std::string(4000, 'x'), 413},
       {"unknown path", "POST", "/oauth/callbackx", kForm, ok_body, 404},
