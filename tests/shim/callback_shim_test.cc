@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -85,8 +86,10 @@ class CallbackShimTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_TRUE(broker_.Start()); }
 
-  void StartShim(absl::Duration broker_timeout = absl::Seconds(10)) {
+  void StartShim(absl::Duration broker_timeout = absl::Seconds(10),
+                 absl::Duration stop_grace = absl::Seconds(5)) {
     ShimSettings settings;
+    settings.http.stop_grace = stop_grace;
     settings.http.listen = "127.0.0.1:0";
     settings.http.max_body_bytes = 2048;
     settings.broker_target = broker_.target();
@@ -314,6 +317,22 @@ TEST_F(CallbackShimTest, SlowBrokerIs503AfterTheDeadline) {
   EXPECT_EQ(r.status, 503);
   ExpectSecurityHeaders(r);
   EXPECT_THAT(broker_.service.received(), SizeIs(1));
+}
+
+TEST_F(CallbackShimTest, StopCancelsABrokerCallInFlightAndReturns) {
+  StartShim(absl::Seconds(30), absl::Milliseconds(100));
+  broker_.service.Hold(true);
+  auto post = std::async(std::launch::async, [this] { return Post("state=s&code=c"); });
+  ASSERT_TRUE(broker_.service.WaitForReceived(1));
+  auto stopped = std::async(std::launch::async, [this] { shim_->Stop(); });
+  if (stopped.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    // Stop() is stuck (the cancelled call's callback waits for the lock Stop holds).
+    ADD_FAILURE() << "CallbackShim::Stop() did not return";
+    std::_Exit(1);
+  }
+  CurlResult r = post.get();
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 503);
 }
 
 TEST_F(CallbackShimTest, BrokerDownIs503) {

@@ -51,6 +51,12 @@ class FakeBroker final : public broker::v1::BrokerService::CallbackService {
     for (auto* reactor : held_) reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "x"));
     held_.clear();
   }
+  // Waits (up to a generous timeout) until `n` requests have arrived.
+  bool WaitForReceived(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto arrived = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return received_.size() >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&arrived), absl::Seconds(30));
+  }
   std::vector<broker::v1::CompleteAuthorizationRequest> received() {
     absl::MutexLock lock(&mu_);
     return received_;
