@@ -84,7 +84,10 @@ absl::Status CheckSegment(absl::string_view segment, std::string* decoded) {
     }
     decoded->push_back(static_cast<char>(c));
   }
-  if (*decoded == "." || *decoded == "..") {
+  // Servlet-style servers drop ";params" (even an encoded ';') before resolving dot segments, so
+  // "..;x" climbs like "..".
+  const absl::string_view bare = absl::string_view(*decoded).substr(0, decoded->find(';'));
+  if (bare == "." || bare == "..") {
     return PathError("has a '.' or '..' segment");
   }
   return absl::OkStatus();

@@ -87,6 +87,13 @@ std::vector<BadCase> BadCases() {
       {"half-encoded dot-dot", Path("/api/emrs/athenapractice/.%2e/x"), kPathNotAllowed},
       {"half-encoded dot-dot 2", Path("/api/emrs/athenapractice/%2e./x"), kPathNotAllowed},
       {"encoded dot", Path("/api/emrs/athenapractice/%2e/x"), kPathNotAllowed},
+      // Servlet containers drop ";params" before resolving dot segments.
+      {"dot-dot with params", Path("/api/emrs/athenapractice/..;/epic/patients"), kPathNotAllowed},
+      {"dot-dot with params 2", Path("/api/emrs/athenapractice/..;x=1/epic"), kPathNotAllowed},
+      {"encoded dot-dot with params", Path("/api/emrs/athenapractice/%2e%2e;/epic"),
+       kPathNotAllowed},
+      {"dot with params", Path("/api/emrs/athenapractice/.;/x"), kPathNotAllowed},
+      {"encoded semicolon dot-dot", Path("/api/emrs/athenapractice/..%3b/epic"), kPathNotAllowed},
       {"encoded slash", Path("/api/emrs/athenapractice/a%2fb"), kPathNotAllowed},
       {"encoded slash upper", Path("/api/emrs/athenapractice/a%2Fb"), kPathNotAllowed},
       {"encoded backslash", Path("/api/emrs/athenapractice/a%5cb"), kPathNotAllowed},
@@ -246,6 +253,7 @@ TEST(CallPolicyTest, AcceptsOtherGoodShapes) {
       {"GET", "/api/emrs/athenapractice/...x/.hidden/..."},
       {"GET", "/api/emrs/athenapractice/a:b;c=d,e!f$g&h'i(j)k*l+m~n_o-p"},
       {"GET", "/api/emrs/athenapractice/%2e%2ex"},
+      {"GET", "/api/emrs/athenapractice/x;..;y"},
   };
   for (const auto& [method, path] : good) {
     SCOPED_TRACE(method + " " + path);
