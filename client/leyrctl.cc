@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -99,8 +100,10 @@ std::string StateDir() {
 
 void RememberName(const std::string& name) {
   std::string dir = StateDir();
-  std::string cmd = absl::StrCat("mkdir -p '", dir, "'");
-  if (std::system(cmd.c_str()) != 0) return;
+  // Not through a shell: the directory comes from the environment and may hold any character.
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) return;
   std::ofstream(dir + "/last-authorization") << name << "\n";
 }
 
