@@ -22,6 +22,7 @@
 #include "server/broker/broker.h"
 #include "server/broker/broker_service.h"
 #include "server/broker/memory_store.h"
+#include "server/broker/sealer.h"
 #include "server/broker/settings.h"
 #include "server/common/config_util.h"
 #include "server/common/log.h"
@@ -77,7 +78,20 @@ int Run() {
 
   RealClock clock;
   SecureRandom random;
-  MemoryStore store(&clock);
+  // Codes are sealed at rest with the configured key ring, or, in development without one, with
+  // a random key that lives only in this process.
+  std::shared_ptr<Sealer> sealer = settings->sealer;
+  if (!sealer) {
+    sealer = KeyRingSealer::Ephemeral();
+    LEYR_LOG(Warn, "ephemeral_sealing_key")
+        .Field("detail", "no sealing_key_file: codes are sealed with a random in-memory key "
+                         "(plaintext_development only)");
+  } else {
+    LEYR_LOG(Info, "sealing_key_ring")
+        .Field("primary_key_id", settings->sealer->primary_key_id())
+        .Field("keys", static_cast<int>(settings->sealer->key_ids().size()));
+  }
+  MemoryStore store(&clock, sealer.get());
   AuthorizationEvents events;
   Scheduler scheduler;
   CurlLeyrClientOptions leyr_options;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "server/common/status_util.h"
 
 namespace leyr {
@@ -20,6 +21,31 @@ void MemoryStore::ApplyExpiry(AuthorizationRecord& record, absl::Time now) {
   }
 }
 
+absl::StatusOr<AuthorizationRecord> MemoryStore::Opened(const AuthorizationRecord& stored) {
+  AuthorizationRecord out = stored;
+  if (!stored.code.empty()) {
+    auto code = sealer_->Open(stored.code, stored.id);
+    if (!code.ok()) {
+      return MakeError(absl::StatusCode::kInternal, reason::kInternal,
+                       absl::StrCat("the stored code could not be opened: ", code.status().message()));
+    }
+    out.code = std::move(*code);
+  }
+  return out;
+}
+
+std::string MemoryStore::SealedCodeForTesting(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  auto it = records_.find(id);
+  return it == records_.end() ? "" : it->second.code;
+}
+
+void MemoryStore::SetSealedCodeForTesting(absl::string_view id, std::string sealed) {
+  absl::MutexLock lock(&mu_);
+  auto it = records_.find(id);
+  if (it != records_.end()) it->second.code = std::move(sealed);
+}
+
 absl::Status MemoryStore::Insert(const AuthorizationRecord& record,
                                  const std::string& state_hash) {
   absl::MutexLock lock(&mu_);
@@ -27,7 +53,11 @@ absl::Status MemoryStore::Insert(const AuthorizationRecord& record,
     return MakeError(absl::StatusCode::kAlreadyExists, reason::kInternal,
                      "authorization id or state collision");
   }
-  records_.emplace(record.id, record);
+  AuthorizationRecord stored = record;
+  if (!stored.code.empty()) {
+    LEYR_ASSIGN_OR_RETURN(stored.code, sealer_->Seal(record.code, record.id));
+  }
+  records_.emplace(record.id, std::move(stored));
   states_.emplace(state_hash, StateEntry{record.id, false});
   return absl::OkStatus();
 }
@@ -41,7 +71,7 @@ absl::StatusOr<AuthorizationRecord> MemoryStore::Get(absl::string_view id) {
                      "authorization not found");
   }
   ApplyExpiry(it->second, now);
-  return it->second;
+  return Opened(it->second);
 }
 
 absl::StatusOr<AuthorizationRecord> MemoryStore::Complete(const std::string& state_hash,
@@ -74,15 +104,18 @@ absl::StatusOr<AuthorizationRecord> MemoryStore::Complete(const std::string& sta
                      "the authorization was revoked before the callback arrived");
   }
   if (!completion.code.empty()) {
+    // Sealed before anything changes, so a sealing failure leaves the record PENDING (the
+    // state stays consumed: a state is single use whatever happens).
+    LEYR_ASSIGN_OR_RETURN(std::string sealed, sealer_->Seal(completion.code, record.id));
     record.state = Authorization::STATE_ACTIVE;
-    record.code = completion.code;
+    record.code = std::move(sealed);
   } else {
     record.state = Authorization::STATE_DENIED;
     record.denial_error = completion.error;
     record.denial_description = completion.error_description;
   }
   record.update_time = now;
-  return record;
+  return Opened(record);
 }
 
 absl::StatusOr<AuthorizationRecord> MemoryStore::Update(absl::string_view id,
@@ -105,7 +138,7 @@ absl::StatusOr<AuthorizationRecord> MemoryStore::Update(absl::string_view id,
   if (transition.activated) record.activated = *transition.activated;
   if (transition.clear_code) record.code.clear();
   record.update_time = now;
-  return record;
+  return Opened(record);
 }
 
 absl::StatusOr<std::vector<AuthorizationRecord>> MemoryStore::List(const ListQuery& query) {
@@ -124,7 +157,8 @@ absl::StatusOr<std::vector<AuthorizationRecord>> MemoryStore::List(const ListQue
         }
       }
       ApplyExpiry(record, now);
-      out.push_back(record);
+      LEYR_ASSIGN_OR_RETURN(AuthorizationRecord opened, Opened(record));
+      out.push_back(std::move(opened));
     }
   }
   std::sort(out.begin(), out.end(), [](const AuthorizationRecord& a, const AuthorizationRecord& b) {

@@ -180,6 +180,17 @@ absl::StatusOr<BrokerSettings> ValidateBrokerConfig(const config::BrokerConfig& 
   }
   s.retention = DurationOr(config.retention(), absl::Hours(24));
   if (s.retention < absl::Seconds(1)) problems.Add("retention", "must be at least 1s");
+  if (!config.sealing_key_file().empty()) {
+    auto sealer = KeyRingSealer::FromFile(config.sealing_key_file());
+    if (!sealer.ok()) {
+      problems.Add("sealing_key_file", sealer.status().message());
+    } else {
+      s.sealer = std::move(*sealer);
+    }
+  } else if (!config.plaintext_development()) {
+    problems.Add("sealing_key_file",
+                 "required (a key ring file; only plaintext_development may go without one)");
+  }
   s.store = config.store().empty() ? "memory" : config.store();
   if (s.store != "memory") {
     problems.Add("store", absl::StrCat("unknown store '", s.store, "' (supported: memory)"));

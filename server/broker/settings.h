@@ -2,6 +2,7 @@
 #define LEYR_SERVER_BROKER_SETTINGS_H_
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "config/config.pb.h"
+#include "server/broker/sealer.h"
 #include "server/common/log.h"
 
 namespace leyr {
@@ -41,6 +43,9 @@ struct BrokerSettings {
   absl::Duration state_ttl;
   absl::Duration retention;
   std::string store;
+  // The key ring read from sealing_key_file; null when none is configured (allowed only with
+  // plaintext_development: the binary then uses KeyRingSealer::Ephemeral() and logs a warning).
+  std::shared_ptr<KeyRingSealer> sealer;
   LogLevel log_level = LogLevel::kInfo;
 };
 

@@ -47,7 +47,8 @@ class MemoryStoreTest : public ::testing::Test {
   static Completion Code(const std::string& code) { return Completion{code, "", ""}; }
 
   FakeClock clock_;
-  MemoryStore store_{&clock_};
+  std::unique_ptr<KeyRingSealer> sealer_ = KeyRingSealer::Ephemeral();
+  MemoryStore store_{&clock_, sealer_.get()};
 };
 
 TEST_F(MemoryStoreTest, InsertAndGet) {
