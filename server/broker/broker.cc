@@ -203,7 +203,7 @@ absl::StatusOr<std::string> Broker::ParseName(absl::string_view name,
   return std::string(id);
 }
 
-void Broker::Changed(const AuthorizationRecord& record, AuthState from) {
+void Broker::Changed(const AuthorizationRecord& record, AuthState from, bool notify) {
   LEYR_LOG(Info, "authorization_state")
       .Field("audit", true)
       .Field("authorization", absl::StrCat(kNamePrefix, record.id))
@@ -211,7 +211,7 @@ void Broker::Changed(const AuthorizationRecord& record, AuthState from) {
       .Field("owner", record.owner)
       .Field("from", StateName(from))
       .Field("to", StateName(record.state));
-  deps_.events->Notify(record.id);
+  if (notify) deps_.events->Notify(record.id);
 }
 
 absl::StatusOr<Broker::BeginResult> Broker::Begin(
@@ -311,13 +311,17 @@ void Broker::Complete(const Caller& caller,
     // (An expiry found here wakes no one: waiters have their own timer at expire_time.)
     return done(record.status());
   }
+  absl::Time now = absl::Now();
+  absl::Time activation_deadline = std::min(now + kMaxActivation, deadline - kActivationMargin);
+  if (record->state == Authorization::STATE_ACTIVE && !settings_.activation_path.empty() &&
+      activation_deadline - now >= kMinActivation) {
+    // Waiters are woken only after the activation call, so that a wait never reports ACTIVE for
+    // a code Leyr is about to reject.
+    Changed(*record, Authorization::STATE_PENDING, /*notify=*/false);
+    return Activate(std::move(*record), activation_deadline, std::move(done));
+  }
   Changed(*record, Authorization::STATE_PENDING);
   if (record->state == Authorization::STATE_ACTIVE && !settings_.activation_path.empty()) {
-    absl::Time now = absl::Now();
-    absl::Time activation_deadline = std::min(now + kMaxActivation, deadline - kActivationMargin);
-    if (activation_deadline - now >= kMinActivation) {
-      return Activate(std::move(*record), activation_deadline, std::move(done));
-    }
     // Too little time left to ask Leyr and still answer: the first CallLeyr redeems the code.
     LEYR_LOG(Warn, "activation_skipped")
         .Field("authorization", absl::StrCat(kNamePrefix, record->id))
@@ -360,11 +364,12 @@ void Broker::Activate(AuthorizationRecord record, absl::Time deadline,
       if (t.to || t.activated) {
         auto updated = deps_.store->Update(record.id, t);
         if (updated.ok()) {
-          if (t.to) Changed(*updated, Authorization::STATE_ACTIVE);
+          if (t.to) Changed(*updated, Authorization::STATE_ACTIVE, /*notify=*/false);
           record = std::move(*updated);
         }
       }
     }
+    deps_.events->Notify(record.id);  // the activation's outcome is known: wake waiters now
     auto next = NextUri(record);
     if (!next.ok()) return done(next.status());
     done(CompleteResult{std::move(record), std::move(*next)});

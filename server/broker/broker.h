@@ -99,8 +99,8 @@ class Broker {
  private:
   // "authorizations/{id}" → id, or INVALID_ARGUMENT (INVALID_NAME).
   absl::StatusOr<std::string> ParseName(absl::string_view name, absl::string_view field) const;
-  // Writes one audit line for a state change and wakes waiters.
-  void Changed(const AuthorizationRecord& record, AuthState from);
+  // Writes one audit line for a state change and, with `notify`, wakes waiters.
+  void Changed(const AuthorizationRecord& record, AuthState from, bool notify = true);
   void Activate(AuthorizationRecord record, absl::Time deadline,
                 std::function<void(absl::StatusOr<CompleteResult>)> done);
   absl::StatusOr<std::string> NextUri(const AuthorizationRecord& record) const;
