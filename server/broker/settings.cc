@@ -11,6 +11,8 @@
 namespace leyr {
 namespace {
 
+constexpr size_t kDefaultLeyrMaxResponseBytes = (4u << 20) - (64u << 10);
+
 // Collects "key: problem" lines.
 class Problems {
  public:
@@ -82,6 +84,11 @@ absl::StatusOr<BrokerSettings> ValidateBrokerConfig(const config::BrokerConfig& 
 
   const auto& leyr = config.leyr();
   s.leyr_base_uri = CheckBaseUri("leyr.base_uri", leyr.base_uri(), problems);
+  // The Leyr secret and the codes travel in headers: plain http only for local development.
+  if (absl::StartsWith(absl::AsciiStrToLower(s.leyr_base_uri), "http://") &&
+      !s.plaintext_development) {
+    problems.Add("leyr.base_uri", "must be https (http only with plaintext_development: true)");
+  }
   s.leyr_client_id = leyr.client_id();
   if (s.leyr_client_id.empty()) problems.Add("leyr.client_id", "required");
   if (leyr.client_secret_file().empty()) {
@@ -110,8 +117,10 @@ absl::StatusOr<BrokerSettings> ValidateBrokerConfig(const config::BrokerConfig& 
       s.leyr_request_timeout > absl::Minutes(5)) {
     problems.Add("leyr.request_timeout", "must be between 1ms and 300s");
   }
-  s.leyr_max_response_bytes =
-      leyr.max_response_bytes() == 0 ? (16u << 20) : static_cast<size_t>(leyr.max_response_bytes());
+  // Default: what fits a CallLeyrResponse under gRPC's default 4 MiB receive limit of clients.
+  s.leyr_max_response_bytes = leyr.max_response_bytes() == 0
+                                  ? kDefaultLeyrMaxResponseBytes
+                                  : static_cast<size_t>(leyr.max_response_bytes());
   if (leyr.max_response_bytes() < 0 || leyr.max_response_bytes() > (int64_t{1} << 30)) {
     problems.Add("leyr.max_response_bytes", "must be between 1 and 1073741824");
   }

@@ -246,6 +246,10 @@ absl::StatusOr<ShimSettings> ValidateShimConfig(const config::ShimConfig& config
   if (config.read_timeout().seconds() < 0 || config.read_timeout().nanos() < 0) {
     return absl::InvalidArgumentError("read_timeout: must be positive");
   }
+  if (config.read_timeout().seconds() > 3600) {
+    // libmicrohttpd takes an unsigned int of seconds; larger values would turn the timeout off.
+    return absl::InvalidArgumentError("read_timeout: must be at most 3600s");
+  }
   s.http.read_timeout = DurationOr(config.read_timeout(), absl::Seconds(10));
   if (config.max_connections() < 0) {
     return absl::InvalidArgumentError("max_connections: must be positive");
