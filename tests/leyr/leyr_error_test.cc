@@ -88,3 +88,30 @@ TEST(LeyrErrorTest, OtherAnswersDoNotRejectTheGrant) {
 
 }  // namespace
 }  // namespace leyr
+
+namespace leyr {
+namespace {
+
+// One field of an unexpected type must not hide the rest of the error (and with it the
+// re-authorization rule).
+TEST(LeyrErrorTest, ReadsFieldsLenientlyWhenOneHasAnUnexpectedType) {
+  auto error = ParseLeyrError(
+      R"({"code":"UNAUTHORIZED","status":"401 Unauthorized","detail":{"why":"expired"},"errors":"one"})");
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->code(), "UNAUTHORIZED");
+  EXPECT_EQ(error->status(), 401);
+  EXPECT_EQ(error->detail(), R"({"why":"expired"})");
+  ASSERT_EQ(error->errors_size(), 1);
+  EXPECT_EQ(error->errors(0).string_value(), "one");
+  EXPECT_TRUE(IsGrantRejected(401, error));
+
+  auto emr = ParseLeyrError(R"({"code":"EMR_ERROR","status":"401","title":7})");
+  ASSERT_TRUE(emr.has_value());
+  EXPECT_EQ(emr->title(), "7");
+  EXPECT_TRUE(IsGrantRejected(500, emr));
+  EXPECT_EQ(ParseLeyrError(R"({"status":"soon"})"), std::nullopt);
+  EXPECT_EQ(ParseLeyrError(R"({"status":4010})"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace leyr
