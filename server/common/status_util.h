@@ -39,6 +39,7 @@ inline constexpr absl::string_view kLeyrUnavailable = "LEYR_UNAVAILABLE";
 inline constexpr absl::string_view kLeyrTimeout = "LEYR_TIMEOUT";
 inline constexpr absl::string_view kLeyrResponseTooLarge = "LEYR_RESPONSE_TOO_LARGE";
 inline constexpr absl::string_view kShuttingDown = "SHUTTING_DOWN";
+inline constexpr absl::string_view kStoreUnavailable = "STORE_UNAVAILABLE";
 // Caller identity and policy (UNAUTHENTICATED / PERMISSION_DENIED).
 inline constexpr absl::string_view kCredentialsMissing = "CREDENTIALS_MISSING";
 inline constexpr absl::string_view kTokenInvalid = "TOKEN_INVALID";
