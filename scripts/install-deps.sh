@@ -9,6 +9,12 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libssl-dev libcurl4-openssl-dev libmicrohttpd-dev
   googletest libgtest-dev libgmock-dev
+  # Client examples (client/python, client/go) and the browser test (tests/browser). Never
+  # golang-goprotobuf-dev: it replaces the new Go protobuf stack with the old one.
+  python3-grpcio python3-protobuf
+  golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev
+  golang-github-golang-protobuf-1-5-dev golang-google-protobuf-dev golang-google-genproto-dev
+  chromium
 )
 # Node.js and npm (for buf): use the machine's own when present (it may not come from Debian's
 # packages, and Debian's npm conflicts with other builds of nodejs).
@@ -30,3 +36,11 @@ fi
 if [ ! -x tools/node_modules/.bin/buf ]; then
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# The Node client example (@grpc/grpc-js) and the browser test (playwright-core, which uses
+# Debian's chromium and downloads no browser), pinned by their package-lock.json files.
+for dir in client/node tests/browser; do
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
