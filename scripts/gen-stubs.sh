@@ -22,6 +22,13 @@ rm -rf "$OUT/python" && mkdir -p "$OUT/python"
 protoc -I "$ROOT/protos" --python_out="$OUT/python" --grpc_out="$OUT/python" \
   --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin "${PROTOS[@]}" "${RPC_PROTOS[@]}"
 
+# Python, for tests/clients/describe.py only: gRPC server reflection (v1alpha, what gRPC 1.51
+# serves), from Debian's grpc-proto, as top-level modules so they do not shadow grpcio's "grpc".
+rm -rf "$OUT/python-reflection" && mkdir -p "$OUT/python-reflection"
+protoc -I /usr/share/grpc-proto/grpc/reflection/v1alpha --python_out="$OUT/python-reflection" \
+  --grpc_out="$OUT/python-reflection" --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin \
+  reflection.proto
+
 # Go: only the API. google.rpc comes from Debian's genproto (the go_package of protos/google/rpc
 # points there), imported as google.golang.org/genproto/googleapis/rpc/errdetails.
 rm -rf "$OUT/go/src/leyr" && mkdir -p "$OUT/go/src"
