@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -142,6 +143,20 @@ absl::StatusOr<std::string> CanonicalOrigin(absl::string_view uri) {
   std::string host = absl::AsciiStrToLower(GetPart(url.get(), CURLUPART_HOST));
   if (host.empty()) return absl::InvalidArgumentError("URI has no host");
   if (host.back() == '.') return absl::InvalidArgumentError("URI host ends with a dot");
+  // The host must be written as libcurl reads it: curl normalises numeric IPv4 forms
+  // ("2130706433", "0x7f.1", "127.1") and IPv6 spellings, which an exact-origin allow-list must
+  // not accept in place of the listed spelling.
+  absl::string_view authority = uri.substr(colon + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  absl::string_view written = authority;
+  if (absl::StartsWith(authority, "[")) {
+    written = authority.substr(0, authority.find(']') + 1);
+  } else if (size_t port_colon = authority.rfind(':'); port_colon != absl::string_view::npos) {
+    written = authority.substr(0, port_colon);
+  }
+  if (absl::AsciiStrToLower(written) != host) {
+    return absl::InvalidArgumentError("URI host is not written in its canonical form");
+  }
   std::string port = GetPart(url.get(), CURLUPART_PORT);
   std::string origin = absl::StrCat(scheme, "://", host);
   if (!port.empty() && !((scheme == "http" && port == "80") || (scheme == "https" && port == "443"))) {
