@@ -44,3 +44,9 @@ for dir in client/node tests/browser; do
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+
+# The deploy test (tests/deploy: kubernetes-models and js-yaml validate the Kustomize overlays
+# offline), pinned by its package-lock.json.
+if [ ! -d tests/deploy/node_modules ] || [ tests/deploy/package-lock.json -nt tests/deploy/node_modules ]; then
+  (cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error)
+fi
