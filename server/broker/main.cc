@@ -22,10 +22,12 @@
 #include "server/broker/broker.h"
 #include "server/broker/broker_service.h"
 #include "server/broker/memory_store.h"
+#include "server/broker/postgres_store.h"
 #include "server/broker/sealer.h"
 #include "server/broker/settings.h"
 #include "server/common/config_util.h"
 #include "server/common/log.h"
+#include "server/common/status_util.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the broker's JSON configuration file (required).");
 ABSL_FLAG(bool, check_config, false,
@@ -91,7 +93,34 @@ int Run() {
         .Field("primary_key_id", settings->sealer->primary_key_id())
         .Field("keys", static_cast<int>(settings->sealer->key_ids().size()));
   }
-  MemoryStore store(&clock, sealer.get());
+  // The store: in memory (one process) or PostgreSQL (several replicas, survives restarts).
+  std::unique_ptr<Store> store;
+  if (settings->store == "postgres") {
+    PostgresOptions pg;
+    pg.conninfo = settings->postgres.conninfo;
+    pg.password = settings->postgres.password;
+    pg.sslmode = settings->postgres.sslmode;
+    pg.sslrootcert = settings->postgres.ca_file;
+    pg.pool_size = settings->postgres.pool_size;
+    pg.statement_timeout = settings->postgres.statement_timeout;
+    pg.acquire_timeout = settings->postgres.acquire_timeout;
+    pg.sealer = sealer.get();
+    auto created = PostgresStore::Create(pg, &clock);
+    if (!created.ok()) {
+      LEYR_LOG(Error, "store_start_failed")
+          .Field("store", "postgres")
+          .Field("reason", ReasonOf(created.status()))
+          .Field("detail", std::string(created.status().message()));
+      return 1;
+    }
+    store = std::move(*created);
+    LEYR_LOG(Info, "store")
+        .Field("store", "postgres")
+        .Field("schema_version", PostgresStore::LatestSchemaVersion())
+        .Field("pool_size", pg.pool_size);
+  } else {
+    store = std::make_unique<MemoryStore>(&clock, sealer.get());
+  }
   AuthorizationEvents events;
   Scheduler scheduler;
   CurlLeyrClientOptions leyr_options;
@@ -107,7 +136,7 @@ int Run() {
   const std::vector<std::string> listen = settings->listen;
   const bool plaintext = settings->plaintext_development;
   Broker broker(std::move(*settings),
-                BrokerDeps{&clock, &random, &store, leyr.get(), &events, &scheduler});
+                BrokerDeps{&clock, &random, store.get(), leyr.get(), &events, &scheduler});
   BrokerServiceImpl service(&broker);
 
   if (plaintext) {

@@ -201,8 +201,18 @@ absl::StatusOr<BrokerSettings> ValidateBrokerConfig(const config::BrokerConfig& 
                  "required (a key ring file; only plaintext_development may go without one)");
   }
   s.store = config.store().empty() ? "memory" : config.store();
-  if (s.store != "memory") {
-    problems.Add("store", absl::StrCat("unknown store '", s.store, "' (supported: memory)"));
+  if (s.store == "postgres") {
+    std::vector<std::string> pg_problems;
+    s.postgres = ValidatePostgresConfig(config.postgres(), s.plaintext_development, pg_problems);
+    for (const auto& line : pg_problems) problems.Add(line.substr(0, line.find(": ")),
+                                                      line.substr(line.find(": ") + 2));
+    if (config.sealing_key_file().empty()) {
+      problems.Add("sealing_key_file", "required with store \"postgres\": every replica, and the "
+                                       "next start, must open the codes the others sealed");
+    }
+  } else if (s.store != "memory") {
+    problems.Add("store",
+                 absl::StrCat("unknown store '", s.store, "' (supported: memory, postgres)"));
   }
   auto level = ParseLogLevel(config.log_level());
   if (!level.ok()) {

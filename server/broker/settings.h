@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "config/config.pb.h"
+#include "server/broker/pg_settings.h"
 #include "server/broker/sealer.h"
 #include "server/common/log.h"
 
@@ -43,6 +44,7 @@ struct BrokerSettings {
   absl::Duration state_ttl;
   absl::Duration retention;
   std::string store;
+  PostgresSettings postgres;  // when store == "postgres"
   // The key ring read from sealing_key_file; null when none is configured (allowed only with
   // plaintext_development: the binary then uses KeyRingSealer::Ephemeral() and logs a warning).
   std::shared_ptr<KeyRingSealer> sealer;
