@@ -9,6 +9,9 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libssl-dev libcurl4-openssl-dev libmicrohttpd-dev
   googletest libgtest-dev libgmock-dev
+  # PostgreSQL store: libpq to build, and the server for the throw-away test cluster
+  # (scripts/pg-test-cluster.sh; perl, which it uses, comes with postgresql-common).
+  libpq-dev postgresql-15
   # Client examples (client/python, client/go) and the browser test (tests/browser). Never
   # golang-goprotobuf-dev: it replaces the new Go protobuf stack with the old one.
   python3-grpcio python3-protobuf
