@@ -1,4 +1,5 @@
 #include "server/http/http_server.h"
+#include "tests/testing/http_client.h"
 
 #include <curl/curl.h>
 
@@ -25,55 +26,8 @@ using ::testing::HasSubstr;
 using ::testing::Pair;
 using ::testing::StartsWith;
 
-struct CurlResult {
-  CURLcode code = CURLE_OK;
-  long status = 0;
-  std::string body;
-  HttpFields headers;  // lower-case names
-};
-
-size_t WriteBody(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-size_t WriteHeader(char* data, size_t size, size_t n, void* out) {
-  std::string line(data, size * n);
-  size_t colon = line.find(':');
-  if (colon != std::string::npos) {
-    std::string name = absl::AsciiStrToLower(line.substr(0, colon));
-    std::string value(absl::StripAsciiWhitespace(line.substr(colon + 1)));
-    static_cast<HttpFields*>(out)->emplace_back(name, value);
-  }
-  return size * n;
-}
-
-CurlResult Fetch(const std::string& method, const std::string& url, const std::string* body,
-                 std::vector<std::string> headers = {}) {
-  CurlResult r;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &WriteBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &WriteHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r.headers);
-  if (body != nullptr) {
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body->data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
-  }
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
-  curl_slist* list = nullptr;
-  headers.push_back("Expect:");
-  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  r.code = curl_easy_perform(curl);
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-  curl_slist_free_all(list);
-  curl_easy_cleanup(curl);
-  return r;
-}
+using ::leyr::testing::CurlResult;
+using ::leyr::testing::Fetch;
 
 std::string HeaderOf(const CurlResult& r, const std::string& name) {
   for (const auto& [k, v] : r.headers) {

@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "server/common/status_util.h"
 #include "tests/shim/fake_broker.h"
-#include "tests/shim/http_client.h"
+#include "tests/testing/http_client.h"
 #include "tests/testing/status_matchers.h"
 
 namespace leyr::shim {

@@ -16,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/shim/fake_broker.h"
-#include "tests/shim/http_client.h"
+#include "tests/testing/http_client.h"
 
 extern char** environ;
 
