@@ -166,6 +166,11 @@ if (overlays.includes('production')) {
     assert.equal(headless.spec.clusterIP, 'None');
     const config = brokerConfig(objects);
     assert.notEqual(config.plaintext_development, true);
+    // Several replicas share the PostgreSQL store; its password comes from a mounted Secret.
+    assert.equal(config.store, 'postgres');
+    const pgMount = broker.spec.template.spec.containers[0].volumeMounts.find(
+        (m) => config.postgres.password_file.startsWith(m.mountPath + '/'));
+    assert.ok(pgMount, 'postgres.password_file under a mount');
     // TLS files come from a mounted Secret.
     const mounts = broker.spec.template.spec.containers[0].volumeMounts;
     const volumes = broker.spec.template.spec.volumes;
