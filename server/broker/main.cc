@@ -8,7 +8,6 @@
 #include <memory>
 #include <string>
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -28,6 +27,7 @@
 #include "server/common/config_util.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
+#include "server/reflection/reflection_service.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the broker's JSON configuration file (required).");
 ABSL_FLAG(bool, check_config, false,
@@ -143,11 +143,14 @@ int Run() {
     LEYR_LOG(Warn, "plaintext_development")
         .Field("detail", "gRPC is served WITHOUT TLS; development use only");
   }
-  // Keep the health service's descriptor in the binary so reflection can describe it
-  // (gRPC 1.51 does not register it in the reflection index otherwise).
-  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Server reflection with the API's comments (server/reflection/), in place of gRPC's
+  // plugin, whose descriptors have none.
+  auto reflection = ReflectionService::Create();
+  if (!reflection.ok()) {
+    LEYR_LOG(Error, "start_failed").Field("detail", std::string(reflection.status().message()));
+    return 1;
+  }
   grpc::ServerBuilder builder;
   std::vector<std::unique_ptr<int>> ports;
   for (const auto& address : listen) {
@@ -155,6 +158,7 @@ int Run() {
     builder.AddListeningPort(address, grpc::InsecureServerCredentials(), ports.back().get());
   }
   builder.RegisterService(&service);
+  builder.RegisterService(reflection->get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
     LEYR_LOG(Error, "start_failed").Field("detail", "could not bind every listen address");
