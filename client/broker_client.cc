@@ -20,6 +20,12 @@ std::unique_ptr<BrokerClient> BrokerClient::ConnectInsecure(const std::string& t
       grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
 }
 
+absl::StatusOr<std::unique_ptr<BrokerClient>> BrokerClient::Connect(
+    const std::string& target, const ClientTlsSettings& tls) {
+  LEYR_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, CreateBrokerChannel(target, tls));
+  return std::make_unique<BrokerClient>(std::move(channel));
+}
+
 absl::StatusOr<broker::v1::BeginAuthorizationResponse> BrokerClient::Begin(
     const broker::v1::BeginAuthorizationRequest& request, const CallOptions& options) {
   grpc::ClientContext context;

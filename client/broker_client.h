@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "leyr/broker/v1/broker_service.grpc.pb.h"
+#include "server/broker/tls.h"
 
 namespace leyr {
 
@@ -25,6 +26,10 @@ class BrokerClient {
   explicit BrokerClient(std::shared_ptr<grpc::Channel> channel);
   // A plaintext channel to `target` ("127.0.0.1:50051", "unix:/path").
   static std::unique_ptr<BrokerClient> ConnectInsecure(const std::string& target);
+  // A channel to `target` with TLS (tls.ca_file), mTLS (tls.cert_file, tls.key_file) and/or a
+  // bearer token (tls.token_file); plaintext when tls.ca_file is empty. Reads the files now.
+  static absl::StatusOr<std::unique_ptr<BrokerClient>> Connect(const std::string& target,
+                                                               const ClientTlsSettings& tls);
 
   absl::StatusOr<broker::v1::BeginAuthorizationResponse> Begin(
       const broker::v1::BeginAuthorizationRequest& request, const CallOptions& options = {});

@@ -46,6 +46,14 @@ ABSL_FLAG(std::vector<std::string>, headers, {}, "call: request headers, Name:va
 ABSL_FLAG(std::string, data, "", "call: request body from FILE, or - for standard input.");
 ABSL_FLAG(bool, include, false, "call: print Leyr's status line and response headers.");
 ABSL_FLAG(std::string, connection, "", "list: only this connection.");
+ABSL_FLAG(std::string, tls_ca, "",
+          "CA bundle (PEM) for the broker's certificate; turns TLS on (default plaintext).");
+ABSL_FLAG(std::string, tls_cert, "", "Client certificate (PEM) for mTLS, with --tls_key.");
+ABSL_FLAG(std::string, tls_key, "", "Client private key (PEM) for mTLS, with --tls_cert.");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "Name the broker's certificate must carry when it differs from the target's host.");
+ABSL_FLAG(std::string, token_file, "",
+          "File holding a bearer token sent to the broker (needs --tls_ca). Never a flag value.");
 
 namespace leyr {
 namespace {
@@ -287,7 +295,18 @@ int Main(int argc, char** argv) {
     const char* env = std::getenv("LEYR_BROKER");
     target = env && *env ? env : "127.0.0.1:50051";
   }
-  auto client = BrokerClient::ConnectInsecure(target);
+  ClientTlsSettings tls;
+  tls.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  tls.server_name = absl::GetFlag(FLAGS_tls_server_name);
+  tls.token_file = absl::GetFlag(FLAGS_token_file);
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return Usage("--tls_cert and --tls_key go together");
+  }
+  auto connected = BrokerClient::Connect(target, tls);
+  if (!connected.ok()) return Usage(std::string(connected.status().message()));
+  std::unique_ptr<BrokerClient> client = std::move(*connected);
   CallOptions options;
   options.timeout = std::min(absl::GetFlag(FLAGS_timeout), absl::Minutes(1));
   const std::string command = args[1];

@@ -110,6 +110,22 @@ absl::Status StateError(AuthState state) {
   }
 }
 
+// What a caller may not see answers exactly like what does not exist.
+absl::Status AuthorizationNotFound() {
+  return MakeError(absl::StatusCode::kNotFound, reason::kAuthorizationNotFound,
+                   "authorization not found");
+}
+
+// Whether the caller may see `record` through `connections` (its use or revoke set): its own
+// authorizations, or every owner's with all_owners. No policy: everything.
+bool MaySee(const Caller& caller, const AuthorizationRecord& record,
+            const ConnectionSet CallerPermissions::*connections) {
+  const CallerPermissions* p = caller.permissions.get();
+  if (p == nullptr) return true;
+  return (p->all_owners || record.owner == caller.identity) &&
+         (p->*connections).Contains(record.connection);
+}
+
 std::string EncodePageToken(const AuthorizationRecord& last) {
   return absl::WebSafeBase64Escape(
       absl::StrCat(absl::ToUnixNanos(last.create_time), ":", last.id));
@@ -216,6 +232,7 @@ void Broker::Changed(const AuthorizationRecord& record, AuthState from, bool not
 
 absl::StatusOr<Broker::BeginResult> Broker::Begin(
     const Caller& caller, const broker::v1::BeginAuthorizationRequest& request) {
+  LEYR_RETURN_IF_ERROR(CheckRpcAllowed(caller.permissions.get(), Rpc::kBegin));
   if (request.connection().empty()) {
     return InvalidArgument(reason::kInvalidArgument, "connection is required");
   }
@@ -225,6 +242,10 @@ absl::StatusOr<Broker::BeginResult> Broker::Begin(
                      "connection is not configured on this broker");
   }
   const ConnectionSettings& connection = conn_it->second;
+  if (caller.permissions && !caller.permissions->begin.Contains(connection.name)) {
+    return MakeError(absl::StatusCode::kPermissionDenied, reason::kConnectionNotAllowed,
+                     "this caller may not begin authorizations for this connection");
+  }
   if (!request.return_uri().empty()) {
     auto origin = CanonicalOrigin(request.return_uri());
     if (!origin.ok()) {
@@ -234,6 +255,10 @@ absl::StatusOr<Broker::BeginResult> Broker::Begin(
     if (!settings_.return_uri_origins.count(*origin)) {
       return InvalidArgument(reason::kReturnUriNotAllowed,
                              "return_uri's origin is not on the broker's allow-list");
+    }
+    if (caller.permissions && !caller.permissions->return_uri_origins.count(*origin)) {
+      return InvalidArgument(reason::kReturnUriNotAllowed,
+                             "return_uri's origin is not allowed for this caller");
     }
   }
   if (request.labels_size() > static_cast<int>(kMaxLabels)) {
@@ -281,6 +306,10 @@ void Broker::Complete(const Caller& caller,
                       const broker::v1::CompleteAuthorizationRequest& request,
                       absl::Time deadline,
                       std::function<void(absl::StatusOr<CompleteResult>)> done) {
+  if (absl::Status allowed = CheckRpcAllowed(caller.permissions.get(), Rpc::kComplete);
+      !allowed.ok()) {
+    return done(allowed);
+  }
   if (request.state().empty()) {
     return done(InvalidArgument(reason::kStateMissing, "state is required"));
   }
@@ -377,17 +406,30 @@ void Broker::Activate(AuthorizationRecord record, absl::Time deadline,
 }
 
 absl::StatusOr<AuthorizationRecord> Broker::Get(const Caller& caller, absl::string_view name) {
+  LEYR_RETURN_IF_ERROR(CheckRpcAllowed(caller.permissions.get(), Rpc::kGet));
   LEYR_ASSIGN_OR_RETURN(std::string id, ParseName(name, "name"));
-  return deps_.store->Get(id);
+  LEYR_ASSIGN_OR_RETURN(AuthorizationRecord record, deps_.store->Get(id));
+  if (!MaySee(caller, record, &CallerPermissions::use)) return AuthorizationNotFound();
+  return record;
 }
 
 std::shared_ptr<PendingWait> Broker::Wait(
     const Caller& caller, absl::string_view name, absl::Duration timeout,
     std::function<void(absl::StatusOr<AuthorizationRecord>)> done) {
   auto state = std::make_shared<WaitState>(deps_.events, deps_.scheduler, std::move(done));
+  if (absl::Status allowed = CheckRpcAllowed(caller.permissions.get(), Rpc::kWait);
+      !allowed.ok()) {
+    state->Finish(allowed);
+    return state;
+  }
   auto id = ParseName(name, "name");
   if (!id.ok()) {
     state->Finish(id.status());
+    return state;
+  }
+  // Owner and connection never change, so one look decides visibility for the whole wait.
+  if (auto seen = deps_.store->Get(*id); seen.ok() && !MaySee(caller, *seen, &CallerPermissions::use)) {
+    state->Finish(AuthorizationNotFound());
     return state;
   }
   if (timeout <= absl::ZeroDuration() || timeout > kMaxWait) timeout = kMaxWait;
@@ -418,6 +460,7 @@ std::shared_ptr<PendingWait> Broker::Wait(
 
 absl::StatusOr<Broker::ListResult> Broker::List(
     const Caller& caller, const broker::v1::ListAuthorizationsRequest& request) {
+  LEYR_RETURN_IF_ERROR(CheckRpcAllowed(caller.permissions.get(), Rpc::kList));
   if (request.page_size() < 0 || request.page_size() > 1000) {
     return InvalidArgument(reason::kInvalidArgument, "page_size must be between 0 and 1000");
   }
@@ -436,11 +479,34 @@ absl::StatusOr<Broker::ListResult> Broker::List(
     }
     query.after = std::make_pair(absl::FromUnixNanos(nanos), parts[1]);
   }
-  // Ask for one more than a page to know whether there is a next one.
-  ++query.page_size;
-  LEYR_ASSIGN_OR_RETURN(std::vector<AuthorizationRecord> records, deps_.store->List(query));
+  const CallerPermissions* permissions = caller.permissions.get();
+  if (permissions != nullptr) {
+    if (!permissions->all_owners) query.owner = caller.identity;
+    // A connection it may not use lists nothing, as if it had no authorizations.
+    if (!query.connection.empty() && !permissions->use.Contains(query.connection)) {
+      return ListResult{};
+    }
+  }
+  // Ask for one more than a page to know whether there is a next one. Records the caller may
+  // not see are skipped, reading further store pages until the page is full.
+  const size_t wanted = static_cast<size_t>(query.page_size) + 1;
+  std::vector<AuthorizationRecord> records;
+  while (records.size() < wanted) {
+    query.page_size = static_cast<int>(wanted);
+    LEYR_ASSIGN_OR_RETURN(std::vector<AuthorizationRecord> batch, deps_.store->List(query));
+    const bool last_batch = batch.size() < wanted;
+    if (!batch.empty()) {
+      query.after = std::make_pair(batch.back().create_time, batch.back().id);
+    }
+    for (auto& record : batch) {
+      if (records.size() < wanted && MaySee(caller, record, &CallerPermissions::use)) {
+        records.push_back(std::move(record));
+      }
+    }
+    if (last_batch) break;
+  }
   ListResult result;
-  if (records.size() == static_cast<size_t>(query.page_size)) {
+  if (records.size() == wanted) {
     records.pop_back();
     result.next_page_token = EncodePageToken(records.back());
   }
@@ -449,6 +515,7 @@ absl::StatusOr<Broker::ListResult> Broker::List(
 }
 
 absl::StatusOr<AuthorizationRecord> Broker::Revoke(const Caller& caller, absl::string_view name) {
+  LEYR_RETURN_IF_ERROR(CheckRpcAllowed(caller.permissions.get(), Rpc::kRevoke));
   LEYR_ASSIGN_OR_RETURN(std::string id, ParseName(name, "name"));
   Transition t;
   t.from = {Authorization::STATE_PENDING, Authorization::STATE_ACTIVE,
@@ -456,6 +523,14 @@ absl::StatusOr<AuthorizationRecord> Broker::Revoke(const Caller& caller, absl::s
   t.to = Authorization::STATE_REVOKED;
   t.clear_code = true;
   LEYR_ASSIGN_OR_RETURN(AuthorizationRecord before, deps_.store->Get(id));
+  if (!MaySee(caller, before, &CallerPermissions::use) &&
+      !MaySee(caller, before, &CallerPermissions::revoke)) {
+    return AuthorizationNotFound();
+  }
+  if (!MaySee(caller, before, &CallerPermissions::revoke)) {
+    return MakeError(absl::StatusCode::kPermissionDenied, reason::kConnectionNotAllowed,
+                     "this caller may not revoke authorizations of this connection");
+  }
   auto updated = deps_.store->Update(id, t);
   if (!updated.ok()) {
     // Already ended: revoking changes nothing and succeeds.
@@ -469,10 +544,15 @@ absl::StatusOr<AuthorizationRecord> Broker::Revoke(const Caller& caller, absl::s
 void Broker::CallLeyr(const Caller& caller, const broker::v1::CallLeyrRequest& request,
                       absl::Time deadline,
                       std::function<void(absl::StatusOr<broker::v1::CallLeyrResponse>)> done) {
+  if (absl::Status allowed = CheckRpcAllowed(caller.permissions.get(), Rpc::kCallLeyr);
+      !allowed.ok()) {
+    return done(allowed);
+  }
   auto id = ParseName(request.authorization(), "authorization");
   if (!id.ok()) return done(id.status());
   auto record = deps_.store->Get(*id);
   if (!record.ok()) return done(record.status());
+  if (!MaySee(caller, *record, &CallerPermissions::use)) return done(AuthorizationNotFound());
   if (record->state != Authorization::STATE_ACTIVE) return done(StateError(record->state));
   auto leyr_request = CheckLeyrCall(request, record->emr, call_policy_);
   if (!leyr_request.ok()) return done(leyr_request.status());

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "leyr/broker/v1/broker_service.pb.h"
 #include "server/broker/events.h"
+#include "server/broker/policy.h"
 #include "server/broker/settings.h"
 #include "server/broker/store.h"
 #include "server/common/clock.h"
@@ -20,10 +21,13 @@
 
 namespace leyr {
 
-// Who is calling. Filled by the transport (mTLS identity or bearer token in a later issue);
-// "anonymous" until then. The seam for per-caller policy.
+// Who is calling: filled by the authenticator (server/broker/auth.h) from the mTLS certificate
+// SAN or a bearer token.
 struct Caller {
   std::string identity = "anonymous";
+  // What the caller may do; nullptr when no policy is configured (plaintext development): then
+  // every caller has full access.
+  std::shared_ptr<const CallerPermissions> permissions;
 };
 
 // What the broker needs from the outside, injected so that tests control time, randomness,

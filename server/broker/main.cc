@@ -18,12 +18,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.pb.h"
+#include "server/broker/auth.h"
 #include "server/broker/broker.h"
 #include "server/broker/broker_service.h"
 #include "server/broker/memory_store.h"
 #include "server/broker/postgres_store.h"
 #include "server/broker/sealer.h"
 #include "server/broker/settings.h"
+#include "server/broker/tls.h"
 #include "server/common/config_util.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
@@ -135,14 +137,32 @@ int Run() {
 
   const std::vector<std::string> listen = settings->listen;
   const bool plaintext = settings->plaintext_development;
+  const ServerTlsSettings tls = settings->tls;
+  auto authenticator = std::make_shared<const CallerAuthenticator>(settings->policy, settings->tokens);
+  const size_t policy_callers = settings->policy ? settings->policy->size() : 0;
   Broker broker(std::move(*settings),
                 BrokerDeps{&clock, &random, store.get(), leyr.get(), &events, &scheduler});
-  BrokerServiceImpl service(&broker);
+  BrokerServiceImpl service(&broker, MakeAuthenticator(authenticator));
 
   if (plaintext) {
     LEYR_LOG(Warn, "plaintext_development")
         .Field("detail", "gRPC is served WITHOUT TLS; development use only");
+  } else {
+    LEYR_LOG(Info, "tls")
+        .Field("client_auth", tls.client_auth == ServerTlsSettings::ClientAuth::kRequire ? "require"
+                              : tls.client_auth == ServerTlsSettings::ClientAuth::kRequest
+                                  ? "request"
+                                  : "none")
+        .Field("refresh_interval_s", absl::ToInt64Seconds(tls.refresh_interval));
   }
+  if (policy_callers == 0) {
+    LEYR_LOG(Warn, "no_policy")
+        .Field("detail", "no policy_file: every caller is anonymous with full access");
+  } else {
+    LEYR_LOG(Info, "policy").Field("callers", static_cast<int64_t>(policy_callers));
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      plaintext ? grpc::InsecureServerCredentials() : MakeServerCredentials(tls);
   grpc::EnableDefaultHealthCheckService(true);
   // Server reflection with the API's comments (server/reflection/), in place of gRPC's
   // plugin, whose descriptors have none.
@@ -155,7 +175,7 @@ int Run() {
   std::vector<std::unique_ptr<int>> ports;
   for (const auto& address : listen) {
     ports.push_back(std::make_unique<int>(0));
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), ports.back().get());
+    builder.AddListeningPort(address, credentials, ports.back().get());
   }
   builder.RegisterService(&service);
   builder.RegisterService(reflection->get());

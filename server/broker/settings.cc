@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "server/broker/auth.h"
 #include "server/common/config_util.h"
 #include "server/common/url.h"
 
@@ -16,6 +17,8 @@ constexpr size_t kDefaultLeyrMaxResponseBytes = (4u << 20) - (64u << 10);
 // Collects "key: problem" lines.
 class Problems {
  public:
+  // A line already in "key: problem" form.
+  void AddLine(std::string line) { lines_.push_back(std::move(line)); }
   void Add(absl::string_view key, absl::string_view problem) {
     lines_.push_back(absl::StrCat(key, ": ", problem));
   }
@@ -77,10 +80,18 @@ absl::StatusOr<BrokerSettings> ValidateBrokerConfig(const config::BrokerConfig& 
     if (s.listen[i].empty()) problems.Add(absl::StrCat("listen[", i, "]"), "must not be empty");
   }
   s.plaintext_development = config.plaintext_development();
-  if (!s.plaintext_development) {
-    problems.Add("plaintext_development",
-                 "must be true: this build serves gRPC without TLS only (TLS is not built yet)");
+  {
+    std::vector<std::string> tls_problems;
+    s.tls = ValidateServerTls(config.tls(), "tls", /*allow_client_auth=*/true, tls_problems);
+    for (const auto& line : tls_problems) problems.AddLine(line);
   }
+  if (!s.plaintext_development && !s.tls.enabled()) {
+    problems.Add("tls", "required (cert_file and key_file) unless plaintext_development is true");
+  }
+  if (s.plaintext_development && s.tls.enabled()) {
+    problems.Add("plaintext_development", "must be false when tls is configured");
+  }
+
 
   const auto& leyr = config.leyr();
   s.leyr_base_uri = CheckBaseUri("leyr.base_uri", leyr.base_uri(), problems);
@@ -180,6 +191,34 @@ absl::StatusOr<BrokerSettings> ValidateBrokerConfig(const config::BrokerConfig& 
       problems.Add(key, "must be an origin only: scheme, host and optional port, no path");
     } else {
       s.return_uri_origins.insert(*origin);
+    }
+  }
+
+  // Who may do what: a policy file, and optionally bearer tokens. Without a policy only a
+  // plaintext development broker starts (every caller anonymous with full access).
+  std::set<std::string> connection_names;
+  for (const auto& [name, unused] : s.connections) connection_names.insert(name);
+  if (!config.policy_file().empty()) {
+    auto policy = Policy::Load(config.policy_file(), connection_names);
+    if (!policy.ok()) {
+      problems.Add("policy_file", absl::StrCat("'", config.policy_file(), "' is not valid: ",
+                                               policy.status().message()));
+    } else {
+      s.policy = std::make_shared<const Policy>(std::move(*policy));
+    }
+  } else if (!s.plaintext_development) {
+    problems.Add("policy_file", "required unless plaintext_development is true");
+  }
+  if (!config.tokens_file().empty()) {
+    if (config.policy_file().empty()) {
+      problems.Add("tokens_file", "needs a policy_file that names the tokens' callers");
+    }
+    auto tokens = TokenTable::Load(config.tokens_file());
+    if (!tokens.ok()) {
+      problems.Add("tokens_file", absl::StrCat("'", config.tokens_file(), "' is not valid: ",
+                                               tokens.status().message()));
+    } else {
+      s.tokens = std::make_shared<const TokenTable>(std::move(*tokens));
     }
   }
 

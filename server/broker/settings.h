@@ -12,9 +12,13 @@
 #include "config/config.pb.h"
 #include "server/broker/pg_settings.h"
 #include "server/broker/sealer.h"
+#include "server/broker/policy.h"
+#include "server/broker/tls.h"
 #include "server/common/log.h"
 
 namespace leyr {
+
+class TokenTable;  // server/broker/auth.h
 
 // One configured connection, validated.
 struct ConnectionSettings {
@@ -31,6 +35,9 @@ struct ConnectionSettings {
 struct BrokerSettings {
   std::vector<std::string> listen;
   bool plaintext_development = false;
+  ServerTlsSettings tls;                      // disabled only with plaintext_development
+  std::shared_ptr<const Policy> policy;       // null only with plaintext_development
+  std::shared_ptr<const TokenTable> tokens;   // null when no tokens_file
   std::string leyr_base_uri;  // no trailing slash
   std::string leyr_client_id;
   std::string leyr_client_secret;  // read from leyr.client_secret_file

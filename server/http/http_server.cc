@@ -254,11 +254,29 @@ class MhdHttpServer final : public HttpServer {
         {MHD_OPTION_END, 0, nullptr},
     };
     if (threads <= 1) ops[3].option = MHD_OPTION_END;
+    // HTTPS: libmicrohttpd copies neither string, so they live in options_ until Stop.
+    const bool tls = !options_.tls_cert_pem.empty() || !options_.tls_key_pem.empty();
+    MHD_OptionItem tls_ops[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(options_.tls_cert_pem.c_str())},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(options_.tls_key_pem.c_str())},
+        {MHD_OPTION_END, 0, nullptr},
+    };
+    if (tls) {
+      if (options_.tls_cert_pem.empty() || options_.tls_key_pem.empty()) {
+        return absl::InvalidArgumentError("HTTPS needs both a certificate and a key");
+      }
+      if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        return absl::UnimplementedError("this libmicrohttpd is built without TLS");
+      }
+      flags |= MHD_USE_TLS;
+    } else {
+      tls_ops[0].option = MHD_OPTION_END;
+    }
     daemon_ = MHD_start_daemon(
         flags, static_cast<uint16_t>(listen.port), nullptr, nullptr, &MhdHttpServer::Access, this,
         MHD_OPTION_EXTERNAL_LOGGER, &MhdLogger, nullptr,
         MHD_OPTION_NOTIFY_COMPLETED, &MhdHttpServer::Completed, this,
-        MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+        MHD_OPTION_ARRAY, ops, MHD_OPTION_ARRAY, tls_ops, MHD_OPTION_END);
     if (daemon_ == nullptr) {
       return absl::UnavailableError(
           absl::StrCat("could not listen on ", options_.listen, ": ", std::strerror(errno)));

@@ -64,6 +64,10 @@ struct HttpServerOptions {
   std::function<void(const HttpRequest&)> on_too_large;
   // How long Stop() waits for suspended requests to be answered before answering them 503.
   absl::Duration stop_grace = absl::Seconds(5);
+  // HTTPS: PEM certificate chain and private key (both or neither; libmicrohttpd with GnuTLS).
+  // Read once at start.
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
 };
 
 // Checks the syntax of a listen address ("127.0.0.1:0", "[::1]:8080", "0.0.0.0:8080",

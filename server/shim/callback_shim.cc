@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "server/common/config_util.h"
 #include "server/common/status_util.h"
@@ -258,11 +259,34 @@ absl::StatusOr<ShimSettings> ValidateShimConfig(const config::ShimConfig& config
   auto level = ParseLogLevel(config.log_level());
   if (!level.ok()) return absl::InvalidArgumentError(absl::StrCat("log_level: ", level.status().message()));
   s.log_level = *level;
+  std::vector<std::string> problems;
+  ServerTlsSettings tls = ValidateServerTls(config.tls(), "tls", /*allow_client_auth=*/false,
+                                            problems);
+  s.broker_tls = ValidateClientTls(config.broker_tls(), "broker_tls", problems);
+  if (!problems.empty()) return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+  if (tls.enabled()) {
+    LEYR_ASSIGN_OR_RETURN(s.http.tls_cert_pem, ReadFile(tls.cert_file));
+    LEYR_ASSIGN_OR_RETURN(s.http.tls_key_pem, ReadFile(tls.key_file));
+  }
   return s;
 }
 
-std::shared_ptr<grpc::ChannelCredentials> BrokerChannelCredentials(const ShimSettings&) {
-  return grpc::InsecureChannelCredentials();
+std::shared_ptr<grpc::ChannelCredentials> BrokerChannelCredentials(const ShimSettings& settings) {
+  if (settings.broker_tls.ca_file.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  if (auto ca = ReadFile(settings.broker_tls.ca_file); ca.ok()) ssl.pem_root_certs = *ca;
+  if (!settings.broker_tls.cert_file.empty()) {
+    if (auto cert = ReadFile(settings.broker_tls.cert_file); cert.ok()) ssl.pem_cert_chain = *cert;
+    if (auto key = ReadFile(settings.broker_tls.key_file); key.ok()) ssl.pem_private_key = *key;
+  }
+  auto credentials = grpc::SslCredentials(ssl);
+  if (!settings.broker_tls.token_file.empty()) {
+    if (auto token = ReadSecretFile("broker_tls.token_file", settings.broker_tls.token_file);
+        token.ok()) {
+      credentials = grpc::CompositeChannelCredentials(credentials, BearerTokenCredentials(*token));
+    }
+  }
+  return credentials;
 }
 
 CallbackShim::CallbackShim(const ShimSettings& settings,

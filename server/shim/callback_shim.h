@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "config/config.pb.h"
 #include "leyr/broker/v1/broker_service.grpc.pb.h"
+#include "server/broker/tls.h"
 #include "server/common/log.h"
 #include "server/http/http_server.h"
 
@@ -17,8 +18,9 @@ namespace leyr::shim {
 
 // The shim's configuration, validated and with defaults filled in.
 struct ShimSettings {
-  HttpServerOptions http;  // listen, max_body_bytes, read_timeout, max_connections
+  HttpServerOptions http;  // listen, max_body_bytes, read_timeout, max_connections, HTTPS
   std::string broker_target;
+  ClientTlsSettings broker_tls;  // TLS, mTLS and/or a bearer token to the broker
   std::string callback_path = "/oauth/callback";
   absl::Duration broker_timeout = absl::Seconds(10);
   LogLevel log_level = LogLevel::kInfo;
@@ -27,8 +29,9 @@ struct ShimSettings {
 // Validates a ShimConfig; errors name the bad key ("listen: ...").
 absl::StatusOr<ShimSettings> ValidateShimConfig(const config::ShimConfig& config);
 
-// Credentials of the channel to the broker. Insecure for now: the seam where TLS (and the
-// shim's caller identity) will be plugged in.
+// Credentials of the channel to the broker: plaintext without broker_tls; with it TLS, the
+// client certificate (the shim's identity in the broker's policy) and a bearer token. Use
+// CreateBrokerChannel (server/broker/tls.h), which also sets the expected server name.
 std::shared_ptr<grpc::ChannelCredentials> BrokerChannelCredentials(const ShimSettings& settings);
 
 // The callback shim: an HTTP server that takes athena's form POST at the callback path,

@@ -48,16 +48,21 @@ int main(int argc, char** argv) {
   }
   leyr::SetLogLevel(settings->log_level);
 
-  auto channel = grpc::CreateChannel(settings->broker_target,
-                                     leyr::shim::BrokerChannelCredentials(*settings));
+  auto channel = leyr::CreateBrokerChannel(settings->broker_target, settings->broker_tls);
+  if (!channel.ok()) {
+    LEYR_LOG(Error, "bad configuration").Field("error", channel.status().message());
+    return 2;
+  }
   std::shared_ptr<leyr::broker::v1::BrokerService::StubInterface> stub =
-      leyr::broker::v1::BrokerService::NewStub(channel);
+      leyr::broker::v1::BrokerService::NewStub(*channel);
   auto shim = leyr::shim::CallbackShim::Start(*settings, stub);
   if (!shim.ok()) {
     LEYR_LOG(Error, "could not start").Field("error", shim.status().message());
     return 1;
   }
-  LEYR_LOG(Info, "listening").Field("address", (*shim)->address());
+  LEYR_LOG(Info, "listening")
+      .Field("address", (*shim)->address())
+      .Field("tls", !settings->http.tls_cert_pem.empty());
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
