@@ -136,7 +136,8 @@ class BrokerServiceTest : public ::testing::Test {
 
   FakeClock clock_;
   FakeRandom random_;
-  MemoryStore store_{&clock_};
+  std::unique_ptr<KeyRingSealer> sealer_ = KeyRingSealer::Ephemeral();
+  MemoryStore store_{&clock_, sealer_.get()};
   FakeLeyrClient leyr_;
   AuthorizationEvents events_;
   Scheduler scheduler_;
