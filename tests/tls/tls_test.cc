@@ -102,8 +102,15 @@ class TlsTest : public ::testing::Test {
     ASSERT_TRUE(Shell(absl::StrCat("bash ", LEYR_CERT_SCRIPT, " ", certs_, " shim app-a app-b 2>/dev/null")));
     ASSERT_TRUE(Shell(absl::StrCat("bash ", LEYR_CERT_SCRIPT, " ", other_, " app-a 2>/dev/null")));
 
-    // A fake Leyr that answers 200 and remembers whether the secret and the code reached it.
+    // A fake Leyr over HTTPS (the broker wants https outside development) that answers 200 and
+    // remembers whether the secret and the code reached it.
     HttpServerOptions options;
+    auto cert = ReadFile(certs_ + "/server.pem");
+    auto key = ReadFile(certs_ + "/server.key");
+    ASSERT_THAT(cert, IsOk());
+    ASSERT_THAT(key, IsOk());
+    options.tls_cert_pem = *cert;
+    options.tls_key_pem = *key;
     auto leyr = HttpServer::Start(options, [this](HttpRequest request, HttpResponder respond) {
       {
         absl::MutexLock lock(&mu_);
@@ -168,8 +175,9 @@ class TlsTest : public ::testing::Test {
                      client_auth, R"(","refresh_interval":"1s"},)",
                      R"("policy_file":")", policy, R"(","tokens_file":")", tokens, R"(",)",
                      R"("sealing_key_file":")", sealing, R"(",)",
-                     R"("leyr":{"base_uri":"http://)", leyr_->address(),
-                     R"(","client_id":"leyr-client","client_secret_file":")", secret, R"("},)",
+                     R"("leyr":{"base_uri":"https://)", leyr_->address(),
+                     R"(","client_id":"leyr-client","client_secret_file":")", secret,
+                     R"(","ca_file":")", certs_, R"(/ca.pem"},)",
                      R"("connections":[)", connections, R"(],)",
                      R"("return_uri_origins":["https://app-a.example.com","https://app-b.example.com"]})"));
     auto broker = Process::Start({LEYR_BROKER_BIN, "--config=" + config});
