@@ -24,7 +24,25 @@ void AuthorizationEvents::Unsubscribe(uint64_t handle) {
   by_handle_.erase(it);
 }
 
+void AuthorizationEvents::SetPublisher(std::function<void(absl::string_view id)> publisher) {
+  publisher_ = std::move(publisher);
+}
+
 void AuthorizationEvents::Notify(absl::string_view id) {
+  if (publisher_) publisher_(id);
+  NotifyLocal(id);
+}
+
+void AuthorizationEvents::NotifyAllLocal() {
+  std::vector<Callback> callbacks;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [handle, entry] : by_handle_) callbacks.push_back(entry.second);
+  }
+  for (auto& cb : callbacks) cb();
+}
+
+void AuthorizationEvents::NotifyLocal(absl::string_view id) {
   std::vector<Callback> callbacks;
   {
     absl::MutexLock lock(&mu_);

@@ -28,12 +28,21 @@ class AuthorizationEvents {
   void Notify(absl::string_view id);
   size_t subscriber_count();
 
+  // Other replicas (PostgresEventBridge, server/broker/pg_events.h): Notify also hands the id to
+  // `publisher` (set once, before any Notify; empty = none), and changes announced by another
+  // replica reach this process's subscribers through NotifyLocal (which does not publish).
+  void SetPublisher(std::function<void(absl::string_view id)> publisher);
+  void NotifyLocal(absl::string_view id);
+  // Wakes every subscriber (after announcements may have been missed, e.g. a reconnect).
+  void NotifyAllLocal();
+
  private:
   absl::Mutex mu_;
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, std::pair<std::string, Callback>> by_handle_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::flat_hash_map<uint64_t, Callback>> by_id_
       ABSL_GUARDED_BY(mu_);
+  std::function<void(absl::string_view)> publisher_;  // set before use, then read-only
 };
 
 // Runs callbacks after a delay on one thread. Used for wait timeouts and the store sweeper.

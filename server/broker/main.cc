@@ -22,6 +22,7 @@
 #include "server/broker/broker.h"
 #include "server/broker/broker_service.h"
 #include "server/broker/memory_store.h"
+#include "server/broker/pg_events.h"
 #include "server/broker/postgres_store.h"
 #include "server/broker/sealer.h"
 #include "server/broker/settings.h"
@@ -97,8 +98,9 @@ int Run() {
   }
   // The store: in memory (one process) or PostgreSQL (several replicas, survives restarts).
   std::unique_ptr<Store> store;
+  PostgresOptions pg_options;
   if (settings->store == "postgres") {
-    PostgresOptions pg;
+    PostgresOptions& pg = pg_options;
     pg.conninfo = settings->postgres.conninfo;
     pg.password = settings->postgres.password;
     pg.sslmode = settings->postgres.sslmode;
@@ -125,6 +127,11 @@ int Run() {
   }
   AuthorizationEvents events;
   Scheduler scheduler;
+  // With PostgreSQL, changes made on other replicas wake this replica's waiters (LISTEN/NOTIFY).
+  std::unique_ptr<PostgresEventBridge> bridge;
+  if (settings->store == "postgres") {
+    bridge = std::make_unique<PostgresEventBridge>(pg_options, &events);
+  }
   CurlLeyrClientOptions leyr_options;
   leyr_options.base_uri = settings->leyr_base_uri;
   leyr_options.client_id = settings->leyr_client_id;

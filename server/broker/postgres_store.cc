@@ -1,5 +1,7 @@
 #include "server/broker/postgres_store.h"
 
+#include "server/broker/pg_connection.h"
+
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -233,6 +235,47 @@ absl::StatusOr<std::map<std::string, std::string>> LabelsFromJson(const char* js
 
 }  // namespace
 
+absl::StatusOr<PGconn*> ConnectPostgres(const PostgresOptions& options) {
+  std::vector<const char*> keys;
+  std::vector<const char*> values;
+  const std::string timeout =
+      absl::StrCat(std::max<int64_t>(2, absl::ToInt64Seconds(options.connect_timeout)));
+  auto add = [&](const char* k, const std::string& v) {
+    if (!v.empty()) {
+      keys.push_back(k);
+      values.push_back(v.c_str());
+    }
+  };
+  add("dbname", options.conninfo);  // expanded: a full connection string or URI
+  add("password", options.password);
+  add("sslmode", options.sslmode);
+  add("sslrootcert", options.sslrootcert);
+  add("connect_timeout", timeout);
+  add("application_name", options.application_name);
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    std::string detail = conn ? PQerrorMessage(conn) : "out of memory";
+    if (conn) PQfinish(conn);
+    absl::StripTrailingAsciiWhitespace(&detail);
+    LEYR_LOG(Warn, "store_connect_failed").Field("store", "postgres").Field("detail", detail);
+    return Unavailable();
+  }
+  // libpq prints server notices on stderr by default; the log has one JSON line per event.
+  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  // A bound on every statement, set per session so that `options` in the connection string
+  // (search_path, for example) stays the caller's.
+  Result r(PQexec(conn, absl::StrCat("SET statement_timeout = ",
+                                     absl::ToInt64Milliseconds(options.statement_timeout))
+                            .c_str()));
+  if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+    PQfinish(conn);
+    return Unavailable();
+  }
+  return conn;
+}
+
 // A fixed set of connections, each opened on first use and reopened after it breaks. A caller
 // leases one connection for one statement (or one short sequence).
 class PostgresStore::Pool {
@@ -250,46 +293,7 @@ class PostgresStore::Pool {
   }
 
   // Opens a connection outside the pool (migrations, tests).
-  absl::StatusOr<PGconn*> Connect() {
-    std::vector<const char*> keys;
-    std::vector<const char*> values;
-    const std::string timeout =
-        absl::StrCat(std::max<int64_t>(2, absl::ToInt64Seconds(options_.connect_timeout)));
-    auto add = [&](const char* k, const std::string& v) {
-      if (!v.empty()) {
-        keys.push_back(k);
-        values.push_back(v.c_str());
-      }
-    };
-    add("dbname", options_.conninfo);  // expanded: a full connection string or URI
-    add("password", options_.password);
-    add("sslmode", options_.sslmode);
-    add("sslrootcert", options_.sslrootcert);
-    add("connect_timeout", timeout);
-    add("application_name", options_.application_name);
-    keys.push_back(nullptr);
-    values.push_back(nullptr);
-    PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
-    if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
-      std::string detail = conn ? PQerrorMessage(conn) : "out of memory";
-      if (conn) PQfinish(conn);
-      absl::StripTrailingAsciiWhitespace(&detail);
-      LEYR_LOG(Warn, "store_connect_failed").Field("store", "postgres").Field("detail", detail);
-      return Unavailable();
-    }
-    // libpq prints server notices on stderr by default; the log has one JSON line per event.
-    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
-    // A bound on every statement, set per session so that `options` in the connection string
-    // (search_path, for example) stays the caller's.
-    Result r(PQexec(conn, absl::StrCat("SET statement_timeout = ",
-                                       absl::ToInt64Milliseconds(options_.statement_timeout))
-                              .c_str()));
-    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-      PQfinish(conn);
-      return Unavailable();
-    }
-    return conn;
-  }
+  absl::StatusOr<PGconn*> Connect() { return ConnectPostgres(options_); }
 
   class Lease {
    public:
