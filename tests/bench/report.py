@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""Turns scripts/bench.sh's leyr-bench JSON files into results.json, docs/benchmarks.md and a
+gnuplot PNG of latency against throughput (broker, direct, nginx). Every target is a ratio of
+figures measured in the same run."""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import tempfile
+
+
+def load(results_dir):
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
+        name = os.path.basename(path)[:-5]
+        if name == "results":
+            continue
+        with open(path) as f:
+            runs[name] = json.load(f)
+    return runs
+
+
+def p(run, q):
+    return run["latency_us"][q]
+
+
+def targets(runs):
+    """Rows: (what, measured text, ratio, target text, met)."""
+    rows = []
+
+    def add(what, measured, ratio, target, met):
+        rows.append({"what": what, "measured": measured, "ratio": ratio, "target": target,
+                     "met": met})
+
+    for c in (1, 64):
+        b, d, e = runs.get(f"broker-c{c}"), runs.get(f"direct-c{c}"), runs.get(f"echo-c{c}")
+        if not (b and d and e):
+            continue
+        for q, limit in (("p50", 1.5), ("p99", 2.0)):
+            added = p(b, q) - p(d, q)
+            ratio = added / p(e, q) if p(e, q) > 0 else float("inf")
+            add(f"latency the broker adds, c={c} {q}: (CallLeyr − direct) / echo",
+                f"({p(b, q) / 1e3:.3f} − {p(d, q) / 1e3:.3f}) / {p(e, q) / 1e3:.3f} ms",
+                ratio, f"≤ {limit}", ratio <= limit)
+    b, n = runs.get("broker-c64"), runs.get("nginx-c64")
+    if b and n:
+        ratio = b["throughput_rps"] / n["throughput_rps"] if n["throughput_rps"] else 0
+        add("CallLeyr throughput / nginx throughput, c=64",
+            f"{b['throughput_rps']:.0f} / {n['throughput_rps']:.0f} /s", ratio, "≥ 1.0",
+            ratio >= 1.0)
+    s, sp = runs.get("slow"), runs.get("slow-process")
+    if s and sp:
+        add("slow upstream (1 s): CallLeyr in flight at once",
+            f"{s['max_in_flight_seen']} (errors {s['errors']})",
+            s["max_in_flight_seen"] / 2000, "2,000", s["max_in_flight_seen"] >= 2000)
+        add("slow upstream: broker threads (max of /proc/PID/status Threads)",
+            f"{sp['max_threads']}", sp["max_threads"] / 16, "≤ 16", sp["max_threads"] <= 16)
+        rss_mb = sp["max_vmrss_kb"] / 1024
+        add("slow upstream: broker resident memory (max VmRSS)", f"{rss_mb:.0f} MB",
+            rss_mb / 256, "≤ 256 MB", rss_mb <= 256)
+        ratio = s["throughput_rps"] / 2000
+        add("slow upstream: throughput / 2,000 per second", f"{s['throughput_rps']:.0f} /s",
+            ratio, "≥ 0.9", ratio >= 0.9)
+    bg = runs.get("begin-c64")
+    e = runs.get("echo-begin-c64") or runs.get("echo-c64")
+    if bg and e:
+        ratio = bg["throughput_rps"] / e["throughput_rps"] if e["throughput_rps"] else 0
+        add("BeginAuthorization throughput / echo throughput, c=64 (memory store)",
+            f"{bg['throughput_rps']:.0f} / {e['throughput_rps']:.0f} /s", ratio, "≥ 0.5",
+            ratio >= 0.5)
+    r = runs.get("reuse")
+    if r and r["leyr_requests"] > 0:
+        ratio = 1 - r["new_connections"] / r["leyr_requests"]
+        add("Leyr requests on a reused connection after warm-up (c=64)",
+            f"{r['new_connections']} new connections / {r['leyr_requests']} requests", ratio,
+            "≥ 0.99", ratio >= 0.99)
+    return rows
+
+
+def plot(runs, png):
+    series = {"broker": "broker CallLeyr", "direct": "direct libcurl", "nginx": "nginx + libcurl",
+              "echo": "echo RPC (gRPC floor)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = []
+        for key, title in series.items():
+            points = sorted(
+                (r["concurrency"], r["throughput_rps"], p(r, "p50") / 1e3, p(r, "p99") / 1e3)
+                for name, r in runs.items()
+                if name.startswith(f"{key}-c") and name[len(key) + 2:].isdigit())
+            if not points:
+                continue
+            data = os.path.join(tmp, key + ".dat")
+            with open(data, "w") as f:
+                for c, t, p50, p99 in points:
+                    f.write(f"{t} {p50} {p99} {c}\n")
+            plots.append(f"'{data}' using 1:2 with linespoints title '{title} p50'")
+            plots.append(f"'{data}' using 1:3 with linespoints dashtype 2 title '{title} p99'")
+        script = "\n".join([
+            "set terminal pngcairo size 1000,650 noenhanced" if has_pngcairo()
+            else "set terminal png size 1000,650 noenhanced",
+            f"set output '{png}'",
+            "set title 'Latency against throughput (closed loop, one point per concurrency)'",
+            "set xlabel 'throughput (requests/s)'",
+            "set ylabel 'latency (ms)'",
+            "set logscale y",
+            "set grid",
+            "set key outside right top",
+            "plot " + ", ".join(plots),
+        ])
+        subprocess.run(["gnuplot"], input=script.encode(), check=True)
+
+
+def has_pngcairo():
+    out = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True, text=True)
+    return "pngcairo" in (out.stdout + out.stderr)
+
+
+def doc(args, runs, rows):
+    lines = [
+        "# Benchmarks",
+        "",
+        "Is the broker fast enough that nobody is tempted to put nginx in front of Leyr instead?",
+        "Every target below is a ratio between figures measured in the same run, on loopback.",
+        "Regenerate this page, its JSON and the plot with one command (it installs nginx, gnuplot",
+        "and wrk with apt-get when missing, builds, starts everything on port 0, and writes",
+        "`BUILD_DIR/bench/results.json`, this file and `docs/benchmarks.png`):",
+        "",
+        "```sh",
+        "scripts/bench.sh            # --quick for a short run; BENCH_DURATION=seconds per run",
+        "```",
+        "",
+        "## Machine and run",
+        "",
+        f"- CPU: {args.cpu}; `nproc` = {args.nproc}",
+        f"- load average at the end: {args.load}",
+        f"- pinning (taskset): {args.pinning}",
+        f"- command: `{args.command.strip()}`, {args.duration} s measured per run after a warm-up",
+        "- load generator: `leyr-bench` (tests/bench/load_generator.cc): gRPC callback API, or",
+        "  libcurl multi with keep-alive for HTTP; closed loop at the given concurrency",
+        "",
+        "## Targets",
+        "",
+        "| what | measured | ratio | target | met |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['what']} | {r['measured']} | {r['ratio']:.2f} | {r['target']} | "
+                     f"{'yes' if r['met'] else '**no**'} |")
+    lines += [
+        "",
+        "## Every run",
+        "",
+        "| run | concurrency | requests | errors | throughput /s | p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in runs.items():
+        if "latency_us" not in r:
+            continue
+        lines.append(
+            f"| {name} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
+            f"{r['throughput_rps']:.0f} | {p(r, 'p50') / 1e3:.3f} | {p(r, 'p90') / 1e3:.3f} | "
+            f"{p(r, 'p99') / 1e3:.3f} | {p(r, 'max') / 1e3:.3f} |")
+    if "reuse" in runs:
+        lines += ["", f"Connection reuse, how it is counted: {runs['reuse']['method']}."]
+    if "slow-process" in runs:
+        sp = runs["slow-process"]
+        lines += ["", f"Slow upstream, broker process: max Threads {sp['max_threads']}, max VmRSS "
+                      f"{sp['max_vmrss_kb'] / 1024:.0f} MB, VmHWM {sp['vmhwm_kb'] / 1024:.0f} MB "
+                      f"({sp['samples']} samples of /proc/PID/status every 0.2 s)."]
+    lines += ["", "## Latency against throughput", "",
+              "![latency against throughput](benchmarks.png)", ""]
+    if args.notes and os.path.exists(args.notes):
+        with open(args.notes) as f:
+            lines += [f.read().rstrip(), ""]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for flag in ("results", "out-json", "doc", "png", "notes", "command", "cpu", "nproc",
+                 "pinning", "duration", "load"):
+        ap.add_argument("--" + flag, default="")
+    args = ap.parse_args()
+    runs = load(args.results)
+    rows = targets(runs)
+    with open(args.out_json, "w") as f:
+        json.dump({"machine": {"cpu": args.cpu, "nproc": args.nproc, "load": args.load,
+                               "pinning": args.pinning},
+                   "command": args.command, "duration_s": args.duration, "targets": rows,
+                   "runs": runs}, f, indent=1)
+    if args.png:
+        plot(runs, os.path.abspath(args.png))
+    if args.doc:
+        with open(args.doc, "w") as f:
+            f.write(doc(args, runs, rows))
+    for r in rows:
+        print(f"{'ok  ' if r['met'] else 'MISS'} {r['what']}: {r['measured']} -> "
+              f"{r['ratio']:.2f} (target {r['target']})")
+
+
+if __name__ == "__main__":
+    main()
