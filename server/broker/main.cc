@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -207,8 +208,26 @@ int Run() {
   };
   scheduler.After(absl::Minutes(1), sweep);
 
+  // With PostgreSQL, health follows the database as the LISTEN connection sees it: NOT_SERVING
+  // while it is away, SERVING again once the bridge has reconnected (it retries every second).
+  std::atomic<bool> stopping{false};
+  bool store_serving = true;
+  std::function<void()> watch_store;
+  watch_store = [&] {
+    const bool up = bridge->listening();
+    if (up != store_serving && !stopping.load()) {
+      store_serving = up;
+      server->GetHealthCheckService()->SetServingStatus(up);
+      server->GetHealthCheckService()->SetServingStatus("leyr.broker.v1.BrokerService", up);
+      LEYR_LOG(Warn, "health").Field("serving", up).Field("cause", "postgres");
+    }
+    scheduler.After(absl::Milliseconds(250), watch_store);
+  };
+  if (bridge) scheduler.After(absl::Seconds(1), watch_store);
+
   int signal_number = 0;
   sigwait(&signals, &signal_number);
+  stopping = true;
   LEYR_LOG(Info, "shutting_down").Field("signal", signal_number);
   server->GetHealthCheckService()->SetServingStatus(false);
   server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_shutdown_grace)));
