@@ -152,7 +152,7 @@ std::vector<BadCase> BadCases() {
       {"state_ttl", [](auto& c) { c.mutable_state_ttl()->set_seconds(7200); }},
       {"state_ttl", [](auto& c) { c.mutable_state_ttl()->set_nanos(500000000); }},
       {"retention", [](auto& c) { c.mutable_retention()->set_nanos(500000000); }},
-      {"store", [](auto& c) { c.set_store("postgres"); }},
+      {"store", [](auto& c) { c.set_store("cassandra"); }},
       {"log_level", [](auto& c) { c.set_log_level("loud"); }},
   };
 }
