@@ -136,7 +136,7 @@ absl::StatusOr<BrokerSettings> ValidateBrokerConfig(const config::BrokerConfig& 
     problems.Add("leyr.max_response_bytes", "must be between 1 and 1073741824");
   }
   s.leyr_max_idle_connections =
-      leyr.max_idle_connections() == 0 ? 64 : leyr.max_idle_connections();
+      leyr.max_idle_connections() == 0 ? 2048 : leyr.max_idle_connections();
   if (s.leyr_max_idle_connections < 1 || s.leyr_max_idle_connections > 10000) {
     problems.Add("leyr.max_idle_connections", "must be between 1 and 10000");
   }
