@@ -12,13 +12,14 @@
 # nginx, the broker's CallLeyr (a concurrency sweep for the plot), BeginAuthorization, the slow
 # upstream with 2,000 CallLeyr in flight (broker threads and VmRSS from /proc/PID/status), and
 # connection reuse (new broker→sandbox connections counted with `ss`, Leyr requests with the
-# sandbox's /sandbox/requests count). Servers run on the last CPU, the load generator on the
-# first (taskset), when there are at least two.
+# sandbox's /sandbox/requests count). With at least two CPUs, processes are pinned with taskset
+# (BENCH_LAYOUT below; --no-pin turns it off).
 #
 # Writes build dir/bench/results.json and regenerates docs/benchmarks.md and
 # docs/benchmarks.png. Environment: BENCH_BUILD_DIR (default build-bench), BENCH_JOBS (build
 # parallelism, default nproc), BENCH_DURATION (seconds per run, default 10),
-# BENCH_CONCURRENCY (sweep, default "1 4 16 64 128"), WRK=1 to add wrk's view of nginx.
+# BENCH_CONCURRENCY (sweep, default "1 4 16 64 128"), BENCH_LAYOUT (split or together),
+# WRK=1 to add wrk's view of nginx.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,12 +72,20 @@ BIN_ECHO=$BUILD_DIR/tests/bench/leyr-bench-echo
 
 # ---- processes ------------------------------------------------------------------------------
 NCPU=$(nproc)
+# Layout (BENCH_LAYOUT): "split" (default) gives the process under test (broker, nginx, echo
+# server) the last CPU(s) to itself, and puts the sandbox with the load generator on the first;
+# "together" puts every server on the last CPU(s) and only the load generator on the first.
+LAYOUT=${BENCH_LAYOUT:-split}
 if ((PIN && NCPU >= 2)); then
-  SERVER_CPUS=$((NCPU - 1)) CLIENT_CPUS=0
-  if ((NCPU >= 4)); then SERVER_CPUS="$((NCPU / 2))-$((NCPU - 1))" CLIENT_CPUS="0-$((NCPU / 2 - 1))"; fi
-  ON_SERVER=(taskset -c "$SERVER_CPUS") ON_CLIENT=(taskset -c "$CLIENT_CPUS")
+  HIGH=$((NCPU - 1)) LOW=0
+  if ((NCPU >= 4)); then HIGH="$((NCPU / 2))-$((NCPU - 1))" LOW="0-$((NCPU / 2 - 1))"; fi
+  ON_PROXY=(taskset -c "$HIGH") ON_CLIENT=(taskset -c "$LOW")
+  if [ "$LAYOUT" = together ]; then ON_UPSTREAM=(taskset -c "$HIGH"); UPSTREAM_CPUS=$HIGH
+  else ON_UPSTREAM=(taskset -c "$LOW"); UPSTREAM_CPUS=$LOW; fi
+  PINNING="broker, nginx and echo server on CPU $HIGH; sandbox and shim on CPU $UPSTREAM_CPUS; load generator on CPU $LOW (layout $LAYOUT)"
 else
-  SERVER_CPUS=all CLIENT_CPUS=all ON_SERVER=() ON_CLIENT=()
+  ON_PROXY=() ON_UPSTREAM=() ON_CLIENT=()
+  PINNING="none"
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -118,7 +127,7 @@ start_stack() {
   cat >"$d/shim.json" <<JSON
 {"listen": "127.0.0.1:0", "broker_target": "unix:$d/broker.sock"}
 JSON
-  "${ON_SERVER[@]}" "$BIN_SHIM" --config="$d/shim.json" 2>"$d/shim.log" &
+  "${ON_UPSTREAM[@]}" "$BIN_SHIM" --config="$d/shim.json" 2>"$d/shim.log" &
   PIDS+=($!)
   STACK_SHIM="http://$(listening $! "$d/shim.log" '127\.0\.0\.1:')"
   cat >"$d/sandbox.json" <<JSON
@@ -127,7 +136,7 @@ JSON
  "leyr_client_id": "leyr-client", "leyr_client_secret_file": "$d/leyr-secret",
  "max_connections": 8192}
 JSON
-  "${ON_SERVER[@]}" "$BIN_SANDBOX" --config="$d/sandbox.json" 2>"$d/sandbox.log" &
+  "${ON_UPSTREAM[@]}" "$BIN_SANDBOX" --config="$d/sandbox.json" 2>"$d/sandbox.log" &
   PIDS+=($!)
   STACK_SANDBOX="http://$(listening $! "$d/sandbox.log" '127\.0\.0\.1:')"
   cat >"$d/broker.json" <<JSON
@@ -137,7 +146,7 @@ JSON
  "connections": [{"name": "athena-sandbox", "emr": "athenapractice", "base_uri": "$STACK_SANDBOX",
                   "client_id": "athena-client", "redirect_uri": "$STACK_SHIM/oauth/callback"}]}
 JSON
-  "${ON_SERVER[@]}" "$BIN_BROKER" --config="$d/broker.json" 2>"$d/broker.log" &
+  "${ON_PROXY[@]}" "$BIN_BROKER" --config="$d/broker.json" 2>"$d/broker.log" &
   STACK_BROKER_PID=$!
   PIDS+=($!)
   STACK_BROKER=$(listening $! "$d/broker.log" '127\.0\.0\.1:')
@@ -168,9 +177,9 @@ print("  %-18s c=%-5s %9.0f/s  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms  errors 
 }
 
 # ---- start everything -----------------------------------------------------------------------
-echo "bench: servers on CPU $SERVER_CPUS, load generator on CPU $CLIENT_CPUS; ${DURATION}s per run" >&2
+echo "bench: pinning: $PINNING; ${DURATION}s per run" >&2
 : >"$W/echo.log"
-"${ON_SERVER[@]}" "$BIN_ECHO" --listen=127.0.0.1:0 2>"$W/echo.log" &
+"${ON_PROXY[@]}" "$BIN_ECHO" --listen=127.0.0.1:0 2>"$W/echo.log" &
 PIDS+=($!)
 ECHO_ADDR=$(listening $! "$W/echo.log" '127\.0\.0\.1:')
 
@@ -225,7 +234,7 @@ http {
 }
 CONF
 : >"$W/nginx.log"
-"${ON_SERVER[@]}" "$NGINX" -p "$W/nginx" -c "$W/nginx/nginx.conf" 2>>"$W/nginx.log" &
+"${ON_PROXY[@]}" "$NGINX" -p "$W/nginx" -c "$W/nginx/nginx.conf" 2>>"$W/nginx.log" &
 PIDS+=($!)
 NGINX_URL="http://127.0.0.1:$NGINX_PORT"
 for _ in $(seq 100); do curl -fs -o /dev/null "$NGINX_URL$LEYR_PATH" && break; sleep 0.1; done
@@ -304,6 +313,6 @@ MACHINE_CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 $PY "$ROOT/tests/bench/report.py" --results="$OUT" --out-json="$OUT/results.json" \
   --doc="$ROOT/docs/benchmarks.md" --png="$ROOT/docs/benchmarks.png" \
   --notes="$ROOT/tests/bench/notes.md" --command="$COMMAND" --cpu="$MACHINE_CPU" --nproc="$NCPU" \
-  --pinning="servers on CPU $SERVER_CPUS, load generator on CPU $CLIENT_CPUS" \
+  --pinning="$PINNING" \
   --duration="$DURATION" --load="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bench: wrote $OUT/results.json, docs/benchmarks.md, docs/benchmarks.png" >&2

@@ -80,8 +80,7 @@ def targets(runs):
 
 
 def plot(runs, png):
-    series = {"broker": "broker CallLeyr", "direct": "direct libcurl", "nginx": "nginx + libcurl",
-              "echo": "echo RPC (gRPC floor)"}
+    series = {"broker": "broker CallLeyr", "direct": "direct libcurl", "nginx": "nginx + libcurl"}
     with tempfile.TemporaryDirectory() as tmp:
         plots = []
         for key, title in series.items():
