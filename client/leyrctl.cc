@@ -193,22 +193,17 @@ int Wait(BrokerClient& client, const std::vector<char*>& args) {
   auto name = NameOrLast(args, 2);
   if (!name.ok()) return Usage(std::string(name.status().message()));
   const bool tty = isatty(STDERR_FILENO) && !absl::GetFlag(FLAGS_json);
-  absl::Duration remaining = absl::GetFlag(FLAGS_timeout);
-  const absl::Duration step = tty ? absl::Seconds(1) : remaining;
-  absl::StatusOr<broker::v1::Authorization> result;
+  // On a terminal, wait in one-second long polls to show progress; otherwise in long polls of a
+  // minute and silently.
   int ticks = 0;
-  // On a terminal, wait in one-second long polls to show progress; otherwise one long poll.
-  do {
-    absl::Duration this_wait = std::min(step, remaining);
-    result = client.Wait(*name, this_wait);
-    remaining -= this_wait;
-    if (tty && result.ok() && result->state() == broker::v1::Authorization::STATE_PENDING) {
-      static const char kSpin[] = "|/-\\";
-      std::fprintf(stderr, "\rwaiting for the clinician to sign in %c %ds ", kSpin[ticks % 4], ticks + 1);
-      ++ticks;
-    }
-  } while (result.ok() && result->state() == broker::v1::Authorization::STATE_PENDING &&
-           remaining > absl::ZeroDuration());
+  auto result = client.WaitUntilDone(
+      *name, absl::GetFlag(FLAGS_timeout), tty ? absl::Seconds(1) : absl::Minutes(1),
+      [&](absl::Duration waited) {
+        if (!tty) return;
+        static const char kSpin[] = "|/-\\";
+        std::fprintf(stderr, "\rwaiting for the clinician to sign in %c %llds ", kSpin[ticks++ % 4],
+                     static_cast<long long>(absl::ToInt64Seconds(waited)));
+      });
   if (tty && ticks > 0) std::fprintf(stderr, "\r\033[K");
   if (!result.ok()) return Fail(result.status());
   PrintAuthorization(*result);
