@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -73,7 +74,7 @@ Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 invalid argument,
   5 failed precondition (not active, re-authorization required), 6 broker or Leyr unavailable
   or timed out, 7 Leyr answered HTTP >= 400, 8 wait ended still pending,
   9 wait ended denied or expired.
-Run `leyrctl --help` for every flag.)";
+`leyrctl COMMAND --help` shows one command; `leyrctl --helpfull` every flag.)";
 
 int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
@@ -281,8 +282,46 @@ int Call(BrokerClient& client, const std::vector<char*>& args) {
   return 0;
 }
 
+// Help for one command ("" = all), for `leyrctl [COMMAND] --help` and `leyrctl help [COMMAND]`.
+int Help(const std::string& command) {
+  static const std::map<std::string, std::string> kCommands = {
+      {"begin", "leyrctl begin CONNECTION [--return_uri=URI] [--labels=k=v,...] [--json]\n"
+                "  Starts an authorization and prints the URL to open in the clinician's browser."},
+      {"wait", "leyrctl wait [NAME] [--timeout=10m] [--json]\n"
+               "  Waits until the authorization leaves PENDING (progress shown on a terminal)."},
+      {"get", "leyrctl get [NAME] [--json]\n  Shows one authorization."},
+      {"list", "leyrctl list [--connection=NAME] [--json]\n  Lists authorizations, newest first."},
+      {"revoke", "leyrctl revoke [NAME] [--json]\n  Revokes an authorization."},
+      {"call", "leyrctl call METHOD PATH [--authorization=NAME] [--query=k=v,...]\n"
+               "             [--headers=Name:value,...] [--data=FILE|-] [--include] [--json]\n"
+               "  Calls Leyr through the broker; JSON bodies are pretty-printed."},
+  };
+  auto it = kCommands.find(command);
+  if (it != kCommands.end()) {
+    std::printf("%s\n\nCommon flags: --broker=HOST:PORT, --tls_ca, --tls_cert, --tls_key, "
+                "--tls_server_name, --token_file. Every flag: leyrctl --helpfull\n",
+                it->second.c_str());
+  } else {
+    std::printf("%s\n", kUsage);
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  // --help (anywhere) and `help [COMMAND]` answer here with exit code 0; --helpfull lists flags.
+  std::string first_command;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (first_command.empty() && a[0] != '-') first_command = a;
+    if (a == "--help" || a == "-h") return Help(first_command);
+  }
+  if (first_command == "help") {
+    for (int i = 1; i < argc; ++i) {
+      if (std::string(argv[i]) != "help" && argv[i][0] != '-') return Help(argv[i]);
+    }
+    return Help("");
+  }
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) return Usage("no command given");
   std::string target = absl::GetFlag(FLAGS_broker);
