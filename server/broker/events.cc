@@ -33,7 +33,12 @@ void AuthorizationEvents::Notify(absl::string_view id) {
   NotifyLocal(id);
 }
 
+void AuthorizationEvents::SetChangeListener(std::function<void(absl::string_view id)> listener) {
+  change_listener_ = std::move(listener);
+}
+
 void AuthorizationEvents::NotifyAllLocal() {
+  if (change_listener_) change_listener_("");
   std::vector<Callback> callbacks;
   {
     absl::MutexLock lock(&mu_);
@@ -43,6 +48,7 @@ void AuthorizationEvents::NotifyAllLocal() {
 }
 
 void AuthorizationEvents::NotifyLocal(absl::string_view id) {
+  if (change_listener_) change_listener_(id);
   std::vector<Callback> callbacks;
   {
     absl::MutexLock lock(&mu_);

@@ -35,6 +35,10 @@ class AuthorizationEvents {
   void NotifyLocal(absl::string_view id);
   // Wakes every subscriber (after announcements may have been missed, e.g. a reconnect).
   void NotifyAllLocal();
+  // Calls `listener` with the id of every change this process hears of, local or announced by
+  // another replica, and with "" from NotifyAllLocal (used to drop cached records). Set once,
+  // before any Notify.
+  void SetChangeListener(std::function<void(absl::string_view id)> listener);
 
  private:
   absl::Mutex mu_;
@@ -43,6 +47,7 @@ class AuthorizationEvents {
   absl::flat_hash_map<std::string, absl::flat_hash_map<uint64_t, Callback>> by_id_
       ABSL_GUARDED_BY(mu_);
   std::function<void(absl::string_view)> publisher_;  // set before use, then read-only
+  std::function<void(absl::string_view)> change_listener_;  // likewise
 };
 
 // Runs callbacks after a delay on one thread. Used for wait timeouts and the store sweeper.

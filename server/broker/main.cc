@@ -23,6 +23,7 @@
 #include "server/broker/broker.h"
 #include "server/broker/broker_service.h"
 #include "server/broker/memory_store.h"
+#include "server/broker/caching_store.h"
 #include "server/broker/pg_events.h"
 #include "server/broker/postgres_store.h"
 #include "server/broker/sealer.h"
@@ -130,7 +131,15 @@ int Run() {
   Scheduler scheduler;
   // With PostgreSQL, changes made on other replicas wake this replica's waiters (LISTEN/NOTIFY).
   std::unique_ptr<PostgresEventBridge> bridge;
+  // And CallLeyr reads ACTIVE records from a short-lived cache, dropped on every change announced
+  // by any replica and after at most 900 ms, and bypassed while the LISTEN connection is down.
+  std::unique_ptr<CachingStore> cache;
+  Store* broker_store = store.get();
   if (settings->store == "postgres") {
+    cache = std::make_unique<CachingStore>(store.get(), &clock, absl::Milliseconds(900),
+                                           [&bridge] { return bridge && bridge->listening(); });
+    events.SetChangeListener([c = cache.get()](absl::string_view id) { c->Invalidate(id); });
+    broker_store = cache.get();
     bridge = std::make_unique<PostgresEventBridge>(pg_options, &events);
   }
   CurlLeyrClientOptions leyr_options;
@@ -149,7 +158,7 @@ int Run() {
   auto authenticator = std::make_shared<const CallerAuthenticator>(settings->policy, settings->tokens);
   const size_t policy_callers = settings->policy ? settings->policy->size() : 0;
   Broker broker(std::move(*settings),
-                BrokerDeps{&clock, &random, store.get(), leyr.get(), &events, &scheduler});
+                BrokerDeps{&clock, &random, broker_store, leyr.get(), &events, &scheduler});
   BrokerServiceImpl service(&broker, MakeAuthenticator(authenticator));
 
   if (plaintext) {
@@ -236,6 +245,7 @@ int Run() {
   // (the broker, the sweeper) are destroyed.
   scheduler.Stop();
   leyr.reset();
+  bridge.reset();  // its thread feeds the cache's invalidations: stop it before the cache goes
   LEYR_LOG(Info, "stopped");
   return 0;
 }
