@@ -18,6 +18,8 @@ PACKAGES=(
   golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev
   golang-github-golang-protobuf-1-5-dev golang-google-protobuf-dev golang-google-genproto-dev
   chromium
+  # Fuzzers (scripts/fuzz.sh) and the sanitizer build: clang 14 with its libFuzzer/ASan runtimes.
+  clang libclang-rt-14-dev
 )
 # Node.js and npm (for buf): use the machine's own when present (it may not come from Debian's
 # packages, and Debian's npm conflicts with other builds of nodejs).
