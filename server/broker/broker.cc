@@ -227,6 +227,7 @@ void Broker::Changed(const AuthorizationRecord& record, AuthState from, bool not
       .Field("owner", record.owner)
       .Field("from", StateName(from))
       .Field("to", StateName(record.state));
+  if (deps_.metrics != nullptr) deps_.metrics->state_changes->Add({std::string(StateName(record.state))});
   if (notify) deps_.events->Notify(record.id);
 }
 
@@ -437,10 +438,14 @@ std::shared_ptr<PendingWait> Broker::Wait(
   // `done` runs even when the caller lets go of the returned handle.
   Store* store = deps_.store;
   std::string record_id = *id;
-  auto check = [s = state, store, record_id](bool final) {
+  const std::atomic<bool>* draining = &draining_;
+  auto check = [s = state, store, record_id, draining](bool final) {
     auto record = store->Get(record_id);
     if (final || !record.ok() || record->state != Authorization::STATE_PENDING) {
       s->Finish(std::move(record));
+    } else if (draining->load()) {
+      s->Finish(MakeError(absl::StatusCode::kUnavailable, reason::kShuttingDown,
+                          "this broker replica is shutting down; retry the wait"));
     }
   };
   uint64_t subscription = deps_.events->Subscribe(record_id, [check] { check(false); });
@@ -454,8 +459,15 @@ std::shared_ptr<PendingWait> Broker::Wait(
   state->Arm(subscription, timer);
   if (!record.ok() || record->state != Authorization::STATE_PENDING) {
     state->Finish(std::move(record));
+  } else if (draining_.load()) {
+    check(false);
   }
   return state;
+}
+
+void Broker::StartDraining() {
+  draining_ = true;
+  deps_.events->NotifyAllLocal();  // every wait re-checks, and ends if still pending
 }
 
 absl::StatusOr<Broker::ListResult> Broker::List(
@@ -543,7 +555,8 @@ absl::StatusOr<AuthorizationRecord> Broker::Revoke(const Caller& caller, absl::s
 
 void Broker::CallLeyr(const Caller& caller, const broker::v1::CallLeyrRequest& request,
                       absl::Time deadline,
-                      std::function<void(absl::StatusOr<broker::v1::CallLeyrResponse>)> done) {
+                      std::function<void(absl::StatusOr<broker::v1::CallLeyrResponse>)> done,
+                      std::string* connection) {
   if (absl::Status allowed = CheckRpcAllowed(caller.permissions.get(), Rpc::kCallLeyr);
       !allowed.ok()) {
     return done(allowed);
@@ -553,6 +566,7 @@ void Broker::CallLeyr(const Caller& caller, const broker::v1::CallLeyrRequest& r
   auto record = deps_.store->Get(*id);
   if (!record.ok()) return done(record.status());
   if (!MaySee(caller, *record, &CallerPermissions::use)) return done(AuthorizationNotFound());
+  if (connection != nullptr) *connection = record->connection;
   if (record->state != Authorization::STATE_ACTIVE) return done(StateError(record->state));
   auto leyr_request = CheckLeyrCall(request, record->emr, call_policy_);
   if (!leyr_request.ok()) return done(leyr_request.status());

@@ -1,6 +1,7 @@
 #ifndef LEYR_SERVER_BROKER_BROKER_H_
 #define LEYR_SERVER_BROKER_BROKER_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include "server/common/random.h"
 #include "server/leyr/call_policy.h"
 #include "server/leyr/leyr_client.h"
+#include "server/broker/broker_metrics.h"
 
 namespace leyr {
 
@@ -39,6 +41,7 @@ struct BrokerDeps {
   LeyrClient* leyr = nullptr;
   AuthorizationEvents* events = nullptr;
   Scheduler* scheduler = nullptr;
+  BrokerMetrics* metrics = nullptr;  // optional
 };
 
 // A wait in progress; Cancel() ends it with CANCELLED (used when the RPC is cancelled).
@@ -88,12 +91,20 @@ class Broker {
   absl::StatusOr<AuthorizationRecord> Revoke(const Caller& caller, absl::string_view name);
 
   // Sends the request to Leyr with the authorization's credentials; `done` runs on any thread.
+  // `connection`, when given, receives the authorization's connection (for the RPC's log line)
+  // before the request is sent.
   void CallLeyr(const Caller& caller, const broker::v1::CallLeyrRequest& request,
                 absl::Time deadline,
-                std::function<void(absl::StatusOr<broker::v1::CallLeyrResponse>)> done);
+                std::function<void(absl::StatusOr<broker::v1::CallLeyrResponse>)> done,
+                std::string* connection = nullptr);
 
   // Removes ended authorizations older than the retention period.
   void Sweep();
+
+  // Shutting down: waits in progress and new ones whose authorization is still PENDING end
+  // with UNAVAILABLE (SHUTTING_DOWN), so that callers retry on another replica instead of
+  // being cut off at the end of the grace period. Everything else keeps working.
+  void StartDraining();
 
   const BrokerSettings& settings() const { return settings_; }
 
@@ -112,6 +123,7 @@ class Broker {
   const BrokerSettings settings_;
   const BrokerDeps deps_;
   const CallPolicyOptions call_policy_;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace leyr

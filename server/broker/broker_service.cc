@@ -6,19 +6,34 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/common/log.h"
+#include "server/common/request_id.h"
 #include "server/common/status_util.h"
 
 namespace leyr {
 namespace {
 
-// One RPC in progress: converts the status once, writes the RPC's log line, and deletes itself
-// when gRPC is done with it. Logic callbacks hold a raw pointer and call Finish exactly once.
+// The caller's x-request-id when sensible, otherwise a fresh one (server/common/request_id.h).
+std::string RequestIdOf(grpc::CallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find(kRequestIdKey);
+  return RequestIdOr(it == metadata.end() ? absl::string_view()
+                                          : absl::string_view(it->second.data(), it->second.size()));
+}
+
+// One RPC in progress: converts the status once, writes the RPC's log line and metrics, and
+// deletes itself when gRPC is done with it. Logic callbacks hold a raw pointer and call Finish
+// exactly once.
 class Call final : public grpc::ServerUnaryReactor {
  public:
-  explicit Call(absl::string_view method) : method_(method), start_(absl::Now()) {}
+  Call(grpc::CallbackServerContext* context, absl::string_view method, BrokerMetrics* metrics)
+      : method_(method), start_(absl::Now()), metrics_(metrics), request_id_(RequestIdOf(context)) {
+    context->AddInitialMetadata(kRequestIdKey, request_id_);
+  }
 
   void set_authorization(absl::string_view name) { authorization_ = std::string(name); }
+  void set_connection(absl::string_view connection) { connection_ = std::string(connection); }
   void set_caller(absl::string_view caller) { caller_ = std::string(caller); }
+  std::string* mutable_connection() { return &connection_; }
   // Runs `fn` if the client cancels or the deadline passes before Finish.
   void OnCancelDo(std::function<void()> fn) {
     absl::MutexLock lock(&mu_);
@@ -26,6 +41,8 @@ class Call final : public grpc::ServerUnaryReactor {
   }
 
   void Finish(const absl::Status& status) {
+    const absl::Duration duration = absl::Now() - start_;
+    const std::string code = absl::StatusCodeToString(status.code());
     std::string reason = status.ok() ? "" : ReasonOf(status);
     bool expected = status.ok() || status.code() == absl::StatusCode::kInvalidArgument ||
                     status.code() == absl::StatusCode::kNotFound ||
@@ -33,12 +50,18 @@ class Call final : public grpc::ServerUnaryReactor {
                     status.code() == absl::StatusCode::kCancelled;
     {
       LogLine line(expected ? LogLevel::kInfo : LogLevel::kWarn, "rpc");
-      line.Field("method", method_)
-          .Field("code", absl::StatusCodeToString(status.code()))
-          .Field("duration_ms", absl::ToDoubleMilliseconds(absl::Now() - start_))
+      line.Field("request_id", request_id_)
+          .Field("method", method_)
+          .Field("code", code)
+          .Field("duration_ms", absl::ToDoubleMilliseconds(duration))
           .Field("caller", caller_);
       if (!reason.empty()) line.Field("reason", reason);
+      if (!connection_.empty()) line.Field("connection", connection_);
       if (!authorization_.empty()) line.Field("authorization", authorization_);
+    }
+    if (metrics_ != nullptr) {
+      metrics_->rpcs->Add({method_, code});
+      metrics_->rpc_duration->Observe({method_}, duration);
     }
     grpc::ServerUnaryReactor::Finish(ToGrpcStatus(status));
   }
@@ -56,7 +79,10 @@ class Call final : public grpc::ServerUnaryReactor {
  private:
   std::string method_;
   absl::Time start_;
+  BrokerMetrics* metrics_;
+  std::string request_id_;
   std::string authorization_;
+  std::string connection_;
   std::string caller_ = "anonymous";
   absl::Mutex mu_;
   std::function<void()> on_cancel_ ABSL_GUARDED_BY(mu_);
@@ -98,8 +124,9 @@ absl::Time DeadlineOf(grpc::CallbackServerContext* context) {
 
 }  // namespace
 
-BrokerServiceImpl::BrokerServiceImpl(Broker* broker, Authenticator authenticator)
-    : broker_(broker), authenticator_(std::move(authenticator)) {
+BrokerServiceImpl::BrokerServiceImpl(Broker* broker, Authenticator authenticator,
+                                     BrokerMetrics* metrics)
+    : broker_(broker), authenticator_(std::move(authenticator)), metrics_(metrics) {
   if (!authenticator_) {
     authenticator_ = [](grpc::CallbackServerContext*) -> absl::StatusOr<Caller> { return Caller{}; };
   }
@@ -107,7 +134,7 @@ BrokerServiceImpl::BrokerServiceImpl(Broker* broker, Authenticator authenticator
 
 // Each RPC: authenticate, call the logic, finish. `call` lives on the heap until Finish.
 #define LEYR_BEGIN_RPC(method)         \
-  Call* call = new Call(method);       \
+  Call* call = new Call(context, method, metrics_); \
   auto caller = authenticator_(context); \
   if (!caller.ok()) {                  \
     call->Finish(caller.status());     \
@@ -119,11 +146,13 @@ grpc::ServerUnaryReactor* BrokerServiceImpl::BeginAuthorization(
     grpc::CallbackServerContext* context, const broker::v1::BeginAuthorizationRequest* request,
     broker::v1::BeginAuthorizationResponse* response) {
   LEYR_BEGIN_RPC("BeginAuthorization");
+  call->set_connection(request->connection());
   auto result = broker_->Begin(*caller, *request);
   if (result.ok()) {
     Broker::ToProto(result->record, response->mutable_authorization());
     response->set_authorize_uri(std::move(result->authorize_uri));
     call->set_authorization(response->authorization().name());
+    call->set_connection(response->authorization().connection());
   }
   call->Finish(result.status());
   return call;
@@ -139,6 +168,7 @@ grpc::ServerUnaryReactor* BrokerServiceImpl::CompleteAuthorization(
                         Broker::ToProto(result->record, response->mutable_authorization());
                         response->set_next_uri(std::move(result->next_uri));
                         call->set_authorization(response->authorization().name());
+                        call->set_connection(response->authorization().connection());
                       }
                       call->Finish(result.status());
                     });
@@ -153,6 +183,7 @@ grpc::ServerUnaryReactor* BrokerServiceImpl::GetAuthorization(
   if (record.ok()) {
     Broker::ToProto(*record, response->mutable_authorization());
     call->set_authorization(response->authorization().name());
+    call->set_connection(response->authorization().connection());
   }
   call->Finish(record.status());
   return call;
@@ -178,6 +209,7 @@ grpc::ServerUnaryReactor* BrokerServiceImpl::WaitAuthorization(
                               if (record.ok()) {
                                 Broker::ToProto(*record, response->mutable_authorization());
                                 call->set_authorization(response->authorization().name());
+                                call->set_connection(response->authorization().connection());
                               }
                               call->Finish(record.status());
                             }));
@@ -207,6 +239,7 @@ grpc::ServerUnaryReactor* BrokerServiceImpl::RevokeAuthorization(
   if (record.ok()) {
     Broker::ToProto(*record, response->mutable_authorization());
     call->set_authorization(response->authorization().name());
+    call->set_connection(response->authorization().connection());
   }
   call->Finish(record.status());
   return call;
@@ -221,7 +254,8 @@ grpc::ServerUnaryReactor* BrokerServiceImpl::CallLeyr(grpc::CallbackServerContex
                     [call, response](absl::StatusOr<broker::v1::CallLeyrResponse> result) {
                       if (result.ok()) *response = std::move(*result);
                       call->Finish(result.status());
-                    });
+                    },
+                    call->mutable_connection());
   return call;
 }
 

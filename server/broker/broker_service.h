@@ -15,10 +15,12 @@ namespace leyr {
 using Authenticator = std::function<absl::StatusOr<Caller>(grpc::CallbackServerContext*)>;
 
 // The gRPC face of Broker: converts requests and statuses once, logs one line per RPC, and
-// nothing else (TF Serving's *_service_impl).
+// metrics; nothing else (TF Serving's *_service_impl).
 class BrokerServiceImpl final : public broker::v1::BrokerService::CallbackService {
  public:
-  BrokerServiceImpl(Broker* broker, Authenticator authenticator = nullptr);
+  // `metrics` (optional) receives leyr_broker_rpcs_total and leyr_broker_rpc_duration_seconds.
+  BrokerServiceImpl(Broker* broker, Authenticator authenticator = nullptr,
+                    BrokerMetrics* metrics = nullptr);
 
   grpc::ServerUnaryReactor* BeginAuthorization(
       grpc::CallbackServerContext* context, const broker::v1::BeginAuthorizationRequest* request,
@@ -46,6 +48,7 @@ class BrokerServiceImpl final : public broker::v1::BrokerService::CallbackServic
  private:
   Broker* broker_;
   Authenticator authenticator_;
+  BrokerMetrics* metrics_;
 };
 
 }  // namespace leyr

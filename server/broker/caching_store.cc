@@ -77,4 +77,8 @@ absl::StatusOr<int> CachingStore::Sweep(absl::Time cutoff) {
   return removed;
 }
 
+absl::StatusOr<std::map<AuthState, int64_t>> CachingStore::CountByState() {
+  return inner_->CountByState();
+}
+
 }  // namespace leyr

@@ -33,6 +33,7 @@ class CachingStore final : public Store {
                                              const Transition& transition) override;
   absl::StatusOr<std::vector<AuthorizationRecord>> List(const ListQuery& query) override;
   absl::StatusOr<int> Sweep(absl::Time cutoff) override;
+  absl::StatusOr<std::map<AuthState, int64_t>> CountByState() override;
 
   // Drops `id` ("" = every entry).
   void Invalidate(absl::string_view id);

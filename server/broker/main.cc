@@ -10,6 +10,7 @@
 #include <string>
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/flags/flag.h"
@@ -22,6 +23,7 @@
 #include "server/broker/auth.h"
 #include "server/broker/broker.h"
 #include "server/broker/broker_service.h"
+#include "server/broker/broker_metrics.h"
 #include "server/broker/memory_store.h"
 #include "server/broker/caching_store.h"
 #include "server/broker/pg_events.h"
@@ -29,16 +31,24 @@
 #include "server/broker/sealer.h"
 #include "server/broker/settings.h"
 #include "server/broker/tls.h"
+#include "absl/strings/str_join.h"
 #include "server/common/config_util.h"
+#include "server/common/env_overrides.h"
+#include "server/common/flag_spelling.h"
 #include "server/common/log.h"
+#include "server/common/metrics.h"
+#include "server/http/metrics_endpoint.h"
 #include "server/common/status_util.h"
 #include "server/reflection/reflection_service.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the broker's JSON configuration file (required).");
 ABSL_FLAG(bool, check_config, false,
           "Validate the configuration, print every problem, and exit (0 when valid).");
+ABSL_FLAG(absl::Duration, shutdown_delay, absl::ZeroDuration(),
+          "On SIGTERM, how long the broker keeps serving (health NOT_SERVING) before it stops "
+          "taking new calls, so that load balancers and clients move away first.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
-          "On SIGTERM, how long in-flight calls may take before they are cancelled.");
+          "After the delay, how long in-flight calls may take before they are cancelled.");
 
 namespace leyr {
 namespace {
@@ -57,9 +67,9 @@ int Run() {
     return 2;
   }
   config::BrokerConfig config;
-  absl::Status loaded = LoadJsonConfig(path, &config);
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "leyr-broker: %s\n", std::string(loaded.message()).c_str());
+  auto overrides = LoadConfigWithEnvOverrides(path, "LEYR_BROKER_", &config);
+  if (!overrides.ok()) {
+    std::fprintf(stderr, "leyr-broker: %s\n", std::string(overrides.status().message()).c_str());
     return 2;
   }
   auto settings = ValidateBrokerConfig(config);
@@ -75,6 +85,9 @@ int Run() {
     return 0;
   }
   SetLogLevel(settings->log_level);
+  if (!overrides->empty()) {
+    LEYR_LOG(Info, "environment_overrides").Field("variables", absl::StrJoin(*overrides, ","));
+  }
 
   // Signals are taken by sigwait below, so block them before any thread starts.
   sigset_t signals;
@@ -142,6 +155,11 @@ int Run() {
     broker_store = cache.get();
     bridge = std::make_unique<PostgresEventBridge>(pg_options, &events);
   }
+  // Metrics: store failures and Leyr requests are counted by decorators around the real ones.
+  Metrics metrics;
+  BrokerMetrics broker_metrics(&metrics);
+  std::unique_ptr<Store> counted_store = InstrumentStore(broker_store, &broker_metrics);
+  broker_store = counted_store.get();
   CurlLeyrClientOptions leyr_options;
   leyr_options.base_uri = settings->leyr_base_uri;
   leyr_options.client_id = settings->leyr_client_id;
@@ -150,16 +168,21 @@ int Run() {
   leyr_options.max_response_bytes = settings->leyr_max_response_bytes;
   leyr_options.max_idle_connections = settings->leyr_max_idle_connections;
   leyr_options.ca_file = settings->leyr_ca_file;
-  std::unique_ptr<LeyrClient> leyr = MakeCurlLeyrClient(leyr_options);
+  std::unique_ptr<LeyrClient> leyr =
+      InstrumentLeyrClient(MakeCurlLeyrClient(leyr_options), &broker_metrics);
+  AddBrokerGauges(&metrics, broker_store, leyr.get());
 
   const std::vector<std::string> listen = settings->listen;
+  const std::string admin_listen = settings->admin_listen;
+  const std::string health_listen = settings->health_listen;
   const bool plaintext = settings->plaintext_development;
   const ServerTlsSettings tls = settings->tls;
   auto authenticator = std::make_shared<const CallerAuthenticator>(settings->policy, settings->tokens);
   const size_t policy_callers = settings->policy ? settings->policy->size() : 0;
   Broker broker(std::move(*settings),
-                BrokerDeps{&clock, &random, broker_store, leyr.get(), &events, &scheduler});
-  BrokerServiceImpl service(&broker, MakeAuthenticator(authenticator));
+                BrokerDeps{&clock, &random, broker_store, leyr.get(), &events, &scheduler,
+                           &broker_metrics});
+  BrokerServiceImpl service(&broker, MakeAuthenticator(authenticator), &broker_metrics);
 
   if (plaintext) {
     LEYR_LOG(Warn, "plaintext_development")
@@ -206,8 +229,50 @@ int Run() {
         absl::StartsWith(listen[i], "unix:") ? listen[i] : BoundAddress(listen[i], *ports[i]);
     LEYR_LOG(Info, "listening").Field("address", address);
   }
-  server->GetHealthCheckService()->SetServingStatus(true);
-  server->GetHealthCheckService()->SetServingStatus("leyr.broker.v1.BrokerService", true);
+  // kubelet's gRPC probes speak plaintext: with TLS on the main port they get a port of their
+  // own that serves grpc.health.v1.Health and nothing else.
+  // gRPC 1.51 refuses to build a server with no service of its own (the default health service
+  // is added later, in Start): a generic service that answers UNIMPLEMENTED to every other
+  // method fills that place.
+  grpc::CallbackGenericService health_port_fallback;
+  std::unique_ptr<grpc::Server> health_server;
+  if (!health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    health_builder.AddListeningPort(health_listen, grpc::InsecureServerCredentials(), &health_port);
+    health_builder.RegisterCallbackGenericService(&health_port_fallback);
+    health_server = health_builder.BuildAndStart();
+    if (!health_server || health_port == 0) {
+      LEYR_LOG(Error, "start_failed").Field("detail", "could not bind health_listen");
+      return 1;
+    }
+    LEYR_LOG(Info, "health_listening").Field("address", BoundAddress(health_listen, health_port));
+  }
+  std::atomic<bool> serving_gauge{false};
+  auto set_serving = [&](bool serving) {
+    for (grpc::Server* s : {server.get(), health_server.get()}) {
+      if (s == nullptr) continue;
+      s->GetHealthCheckService()->SetServingStatus(serving);
+      s->GetHealthCheckService()->SetServingStatus("leyr.broker.v1.BrokerService", serving);
+    }
+    serving_gauge = serving;
+  };
+  set_serving(true);
+  metrics.AddGauge("leyr_broker_serving", "1 while the health service answers SERVING.", {},
+                   [&serving_gauge] { return Metrics::GaugeSamples{{{}, serving_gauge ? 1.0 : 0.0}}; });
+
+  // Prometheus metrics on the admin port.
+  std::unique_ptr<HttpServer> admin;
+  if (!admin_listen.empty()) {
+    auto started = StartMetricsEndpoint(admin_listen, &metrics);
+    if (!started.ok()) {
+      LEYR_LOG(Error, "start_failed")
+          .Field("detail", absl::StrCat("admin_listen: ", started.status().message()));
+      return 1;
+    }
+    admin = std::move(*started);
+    LEYR_LOG(Info, "admin_listening").Field("address", admin->address());
+  }
 
   // The sweeper removes ended authorizations after the retention period.
   std::function<void()> sweep;
@@ -226,21 +291,39 @@ int Run() {
     const bool up = bridge->listening();
     if (up != store_serving && !stopping.load()) {
       store_serving = up;
-      server->GetHealthCheckService()->SetServingStatus(up);
-      server->GetHealthCheckService()->SetServingStatus("leyr.broker.v1.BrokerService", up);
+      set_serving(up);
       LEYR_LOG(Warn, "health").Field("serving", up).Field("cause", "postgres");
     }
     scheduler.After(absl::Milliseconds(250), watch_store);
   };
   if (bridge) scheduler.After(absl::Seconds(1), watch_store);
 
+  // Graceful shutdown: NOT_SERVING at once, so that probes and health-checking clients move
+  // away; new calls are still served during the delay (endpoint lists take a moment to follow);
+  // then no new calls, and those in flight get until the grace deadline. A second signal ends
+  // the delay early.
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   stopping = true;
-  LEYR_LOG(Info, "shutting_down").Field("signal", signal_number);
-  server->GetHealthCheckService()->SetServingStatus(false);
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_shutdown_grace)));
+  const absl::Duration delay = absl::GetFlag(FLAGS_shutdown_delay);
+  const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
+  LEYR_LOG(Info, "shutting_down")
+      .Field("signal", signal_number)
+      .Field("delay_ms", absl::ToInt64Milliseconds(delay))
+      .Field("grace_ms", absl::ToInt64Milliseconds(grace));
+  set_serving(false);
+  if (delay > absl::ZeroDuration()) {
+    timespec wait = absl::ToTimespec(delay);
+    (void)sigtimedwait(&signals, nullptr, &wait);
+  }
+  // Long waits would otherwise hold the grace period and then be cut off: end them now with
+  // UNAVAILABLE so their callers retry elsewhere.
+  broker.StartDraining();
+  LEYR_LOG(Info, "draining");
+  server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server->Wait();
+  if (health_server) health_server->Shutdown(absl::ToChronoTime(absl::Now()));
+  if (admin) admin->Stop();  // its gauges read the store and the Leyr client, stopped below
   // No RPC is left. Stop the timers and the Leyr client before the objects their callbacks use
   // (the broker, the sweeper) are destroyed.
   scheduler.Stop();
@@ -255,6 +338,7 @@ int Run() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("leyr-broker --config=FILE [--check-config]");
+  leyr::AcceptHyphenatedFlags(argc, argv);
   absl::ParseCommandLine(argc, argv);
   return leyr::Run();
 }

@@ -192,4 +192,15 @@ absl::StatusOr<int> MemoryStore::Sweep(absl::Time cutoff) {
   return removed;
 }
 
+absl::StatusOr<std::map<AuthState, int64_t>> MemoryStore::CountByState() {
+  absl::Time now = clock_->Now();
+  std::map<AuthState, int64_t> counts;
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, record] : records_) {
+    ApplyExpiry(record, now);
+    ++counts[record.state];
+  }
+  return counts;
+}
+
 }  // namespace leyr

@@ -27,6 +27,7 @@ class MemoryStore final : public Store {
                                              const Transition& transition) override;
   absl::StatusOr<std::vector<AuthorizationRecord>> List(const ListQuery& query) override;
   absl::StatusOr<int> Sweep(absl::Time cutoff) override;
+  absl::StatusOr<std::map<AuthState, int64_t>> CountByState() override;
 
   // The bytes kept for a record's code ("" when none), for tests of the sealing.
   std::string SealedCodeForTesting(absl::string_view id);

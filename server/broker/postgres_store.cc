@@ -149,6 +149,9 @@ std::vector<Statement> Statements() {
                             ") AND update_time_ns < $2::bigint) OR (state = ",
                             Authorization::STATE_PENDING,
                             " AND expire_time_ns <= $1::bigint AND expire_time_ns < $2::bigint)")});
+  s.push_back({"count_by_state",
+               absl::StrCat("SELECT ", EffectiveState("$1"),
+                            ", count(*) FROM leyr_authorizations GROUP BY 1")});
   return s;
 }
 
@@ -726,6 +729,23 @@ absl::StatusOr<int> PostgresStore::Sweep(absl::Time cutoff) {
   int removed = 0;
   (void)absl::SimpleAtoi(PQcmdTuples(r.get()), &removed);
   return removed;
+}
+
+absl::StatusOr<std::map<AuthState, int64_t>> PostgresStore::CountByState() {
+  LEYR_ASSIGN_OR_RETURN(Result r, pool_->Exec("count_by_state", {Int(Nanos(clock_->Now()))},
+                                              /*retry=*/true));
+  std::map<AuthState, int64_t> counts;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    int state = 0;
+    int64_t count = 0;
+    if (!absl::SimpleAtoi(PQgetvalue(r.get(), i, 0), &state) ||
+        !absl::SimpleAtoi(PQgetvalue(r.get(), i, 1), &count) ||
+        !broker::v1::Authorization::State_IsValid(state)) {
+      return Internal("unexpected state count row");
+    }
+    counts[static_cast<AuthState>(state)] = count;
+  }
+  return counts;
 }
 
 }  // namespace leyr

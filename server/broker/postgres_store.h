@@ -72,6 +72,7 @@ class PostgresStore final : public Store {
                                              const Transition& transition) override;
   absl::StatusOr<std::vector<AuthorizationRecord>> List(const ListQuery& query) override;
   absl::StatusOr<int> Sweep(absl::Time cutoff) override;
+  absl::StatusOr<std::map<AuthState, int64_t>> CountByState() override;
 
   // Highest schema version this build applies.
   static int LatestSchemaVersion();

@@ -8,6 +8,7 @@
 #include "server/broker/auth.h"
 #include "server/common/config_util.h"
 #include "server/common/url.h"
+#include "server/http/http_server.h"
 
 namespace leyr {
 namespace {
@@ -80,6 +81,16 @@ absl::StatusOr<BrokerSettings> ValidateBrokerConfig(const config::BrokerConfig& 
     if (s.listen[i].empty()) problems.Add(absl::StrCat("listen[", i, "]"), "must not be empty");
   }
   s.plaintext_development = config.plaintext_development();
+  s.admin_listen = config.admin_listen();
+  if (!s.admin_listen.empty()) {
+    if (absl::Status valid = ValidateListenAddress(s.admin_listen); !valid.ok()) {
+      problems.Add("admin_listen", valid.message());
+    }
+  }
+  s.health_listen = config.health_listen();
+  if (!s.health_listen.empty() && absl::StartsWith(s.health_listen, "unix:")) {
+    problems.Add("health_listen", "must be a TCP address such as 0.0.0.0:8086 (kubelet probes)");
+  }
   {
     std::vector<std::string> tls_problems;
     s.tls = ValidateServerTls(config.tls(), "tls", /*allow_client_auth=*/true, tls_problems);

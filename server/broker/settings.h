@@ -56,6 +56,8 @@ struct BrokerSettings {
   // plaintext_development: the binary then uses KeyRingSealer::Ephemeral() and logs a warning).
   std::shared_ptr<KeyRingSealer> sealer;
   LogLevel log_level = LogLevel::kInfo;
+  std::string admin_listen;   // "" = no metrics endpoint
+  std::string health_listen;  // "" = no plaintext health port
 };
 
 // Validates `config`. On failure, the error message lists every bad key, one per line, each as

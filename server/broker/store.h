@@ -88,6 +88,10 @@ class Store {
   // Removes ended records (denied, expired, revoked) last updated before `cutoff`, and the
   // state hashes of records that no longer exist. Returns how many records were removed.
   virtual absl::StatusOr<int> Sweep(absl::Time cutoff) = 0;
+
+  // How many records are in each state now (expiry applied), for the authorizations gauge.
+  // States without records are absent.
+  virtual absl::StatusOr<std::map<AuthState, int64_t>> CountByState() = 0;
 };
 
 // True for states an authorization never leaves.

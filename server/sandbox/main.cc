@@ -16,6 +16,7 @@
 #include "config/config.pb.h"
 #include "server/common/clock.h"
 #include "server/common/config_util.h"
+#include "server/common/env_overrides.h"
 #include "server/common/log.h"
 #include "server/common/random.h"
 #include "server/http/http_server.h"
@@ -65,9 +66,8 @@ int main(int argc, char** argv) {
   }
 
   leyr::config::SandboxConfig config;
-  if (auto status = leyr::LoadJsonConfig(config_path, &config); !status.ok()) {
-    return Fail(std::string(status.message()));
-  }
+  auto overrides = leyr::LoadConfigWithEnvOverrides(config_path, "LEYR_SANDBOX_", &config);
+  if (!overrides.ok()) return Fail(std::string(overrides.status().message()));
   auto options = leyr::sandbox::OptionsFromConfig(config);
   if (!options.ok()) return Fail(std::string(options.status().message()));
   auto level = leyr::ParseLogLevel(config.log_level());

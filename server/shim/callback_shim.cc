@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "server/common/config_util.h"
+#include "server/common/request_id.h"
 #include "server/common/status_util.h"
 #include "server/common/url.h"
 
@@ -129,22 +130,37 @@ Outcome FromBrokerAnswer(const v1::CompleteAuthorizationResponse& answer) {
           outcome, ""};
 }
 
-void LogCallback(absl::string_view outcome, int http_status, absl::Time start,
+// What the log line and the metrics of one callback need.
+struct CallbackContext {
+  ShimMetrics* metrics = nullptr;
+  std::string request_id;
+  absl::Time start;
+};
+
+void LogCallback(const CallbackContext& ctx, absl::string_view outcome, int http_status,
                  absl::string_view authorization, absl::string_view reason) {
-  LogLine line(LogLevel::kInfo, "callback");
-  line.Field("outcome", outcome)
-      .Field("http_status", http_status)
-      .Field("duration_ms", absl::ToDoubleMilliseconds(absl::Now() - start));
-  if (!authorization.empty()) line.Field("authorization", authorization);
-  if (!reason.empty()) line.Field("reason", reason);
+  const absl::Duration duration = absl::Now() - ctx.start;
+  {
+    LogLine line(LogLevel::kInfo, "callback");
+    line.Field("request_id", ctx.request_id)
+        .Field("outcome", outcome)
+        .Field("http_status", http_status)
+        .Field("duration_ms", absl::ToDoubleMilliseconds(duration));
+    if (!authorization.empty()) line.Field("authorization", authorization);
+    if (!reason.empty()) line.Field("reason", reason);
+  }
+  if (ctx.metrics != nullptr) {
+    ctx.metrics->callbacks->Add({std::string(outcome)});
+    ctx.metrics->callback_duration->WithLabels({})->Observe(duration);
+  }
 }
 
 // Answers a request refused by the shim itself (nothing reaches the broker).
 void Refuse(HttpResponder& respond, HttpResponse response, absl::string_view reason,
-            absl::Time start) {
+            const CallbackContext& ctx) {
   int status = response.status;
   respond(std::move(response));
-  LogCallback("invalid_request", status, start, "", reason);
+  LogCallback(ctx, "invalid_request", status, "", reason);
 }
 
 // RFC 6749 appendix A: state, code and error are printable ASCII (%x20-7E).
@@ -188,7 +204,7 @@ struct BrokerCall {
   v1::CompleteAuthorizationRequest request;
   v1::CompleteAuthorizationResponse response;
   HttpResponder respond;
-  absl::Time start;
+  CallbackContext ctx;
   std::shared_ptr<CallbackShim::Tracker> tracker;
   std::shared_ptr<v1::BrokerService::StubInterface> broker;  // outlives the call
 
@@ -197,7 +213,7 @@ struct BrokerCall {
     Outcome outcome = status.ok() ? FromBrokerAnswer(response) : FromBrokerError(status);
     int http_status = outcome.response.status;
     respond(std::move(outcome.response));
-    LogCallback(outcome.outcome, http_status, start,
+    LogCallback(ctx, outcome.outcome, http_status,
                 status.ok() ? response.authorization().name() : "", outcome.reason);
     {
       absl::MutexLock lock(&tracker->mu);
@@ -259,6 +275,12 @@ absl::StatusOr<ShimSettings> ValidateShimConfig(const config::ShimConfig& config
   auto level = ParseLogLevel(config.log_level());
   if (!level.ok()) return absl::InvalidArgumentError(absl::StrCat("log_level: ", level.status().message()));
   s.log_level = *level;
+  s.admin_listen = config.admin_listen();
+  if (!s.admin_listen.empty()) {
+    if (absl::Status valid = ValidateListenAddress(s.admin_listen); !valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("admin_listen: ", valid.message()));
+    }
+  }
   std::vector<std::string> problems;
   ServerTlsSettings tls = ValidateServerTls(config.tls(), "tls", /*allow_client_auth=*/false,
                                             problems);
@@ -290,21 +312,33 @@ std::shared_ptr<grpc::ChannelCredentials> BrokerChannelCredentials(const ShimSet
 }
 
 CallbackShim::CallbackShim(const ShimSettings& settings,
-                           std::shared_ptr<v1::BrokerService::StubInterface> broker)
-    : settings_(settings), broker_(std::move(broker)), tracker_(std::make_shared<Tracker>()) {}
+                           std::shared_ptr<v1::BrokerService::StubInterface> broker,
+                           ShimMetrics* metrics)
+    : settings_(settings),
+      broker_(std::move(broker)),
+      metrics_(metrics),
+      tracker_(std::make_shared<Tracker>()) {}
+
+ShimMetrics::ShimMetrics(Metrics* r)
+    : callbacks(r->AddCounter("leyr_shim_callbacks_total",
+                              "Callback requests at the callback path, by outcome.", {"outcome"})),
+      callback_duration(r->AddHistogram("leyr_shim_callback_duration_seconds",
+                                        "Time from a callback request to its answer.", {})) {}
 
 absl::StatusOr<std::unique_ptr<CallbackShim>> CallbackShim::Start(
-    const ShimSettings& settings, std::shared_ptr<v1::BrokerService::StubInterface> broker) {
+    const ShimSettings& settings, std::shared_ptr<v1::BrokerService::StubInterface> broker,
+    ShimMetrics* metrics) {
   if (broker == nullptr || broker->async() == nullptr) {
     return absl::InvalidArgumentError("a BrokerService stub with the callback API is required");
   }
-  std::unique_ptr<CallbackShim> shim(new CallbackShim(settings, std::move(broker)));
+  std::unique_ptr<CallbackShim> shim(new CallbackShim(settings, std::move(broker), metrics));
   HttpServerOptions options = settings.http;
   options.too_large_response = TooLargePage();
   const std::string callback_path = settings.callback_path;
-  options.on_too_large = [callback_path](const HttpRequest& request) {
+  options.on_too_large = [callback_path, metrics](const HttpRequest& request) {
     if (request.path == callback_path) {
-      LogCallback("invalid_request", 413, absl::Now(), "", reason::kBodyTooLarge);
+      CallbackContext ctx{metrics, RequestIdOr(request.Header(kRequestIdKey)), absl::Now()};
+      LogCallback(ctx, "invalid_request", 413, "", reason::kBodyTooLarge);
     }
   };
   CallbackShim* self = shim.get();
@@ -319,6 +353,8 @@ CallbackShim::~CallbackShim() { Stop(); }
 
 int CallbackShim::port() const { return server_->port(); }
 std::string CallbackShim::address() const { return server_->address(); }
+
+void CallbackShim::StartDraining() { draining_ = true; }
 
 void CallbackShim::Stop() {
   if (server_ != nullptr) server_->Stop();
@@ -345,7 +381,12 @@ void CallbackShim::Handle(HttpRequest request, HttpResponder respond) {
     HttpResponse r;
     AddSecurityHeaders(&r);
     r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
-    r.body = "ok\n";
+    if (draining_) {
+      r.status = 503;
+      r.body = "shutting down\n";
+    } else {
+      r.body = "ok\n";
+    }
     respond(std::move(r));
     return;
   }
@@ -353,22 +394,22 @@ void CallbackShim::Handle(HttpRequest request, HttpResponder respond) {
 }
 
 void CallbackShim::HandleCallback(HttpRequest request, HttpResponder respond) {
-  const absl::Time start = absl::Now();
+  const CallbackContext ctx{metrics_, RequestIdOr(request.Header(kRequestIdKey)), absl::Now()};
   if (request.method != "POST") {
-    Refuse(respond, MethodNotAllowedPage("POST"), "METHOD_NOT_ALLOWED", start);
+    Refuse(respond, MethodNotAllowedPage("POST"), "METHOD_NOT_ALLOWED", ctx);
     return;
   }
   if (MediaType(request.Header("content-type")) != kFormType) {
-    Refuse(respond, UnsupportedMediaTypePage(), "UNSUPPORTED_MEDIA_TYPE", start);
+    Refuse(respond, UnsupportedMediaTypePage(), "UNSUPPORTED_MEDIA_TYPE", ctx);
     return;
   }
   if (request.body.size() > settings_.http.max_body_bytes) {  // the server already checks
-    Refuse(respond, TooLargePage(), reason::kBodyTooLarge, start);
+    Refuse(respond, TooLargePage(), reason::kBodyTooLarge, ctx);
     return;
   }
   absl::StatusOr<FormFields> fields = ParseFormUrlEncoded(request.body);
   if (!fields.ok()) {
-    Refuse(respond, InvalidCallbackPage(), "MALFORMED_FORM", start);
+    Refuse(respond, InvalidCallbackPage(), "MALFORMED_FORM", ctx);
     return;
   }
   // Only these are forwarded; id_token and anything else are ignored.
@@ -381,21 +422,21 @@ void CallbackShim::HandleCallback(HttpRequest request, HttpResponder respond) {
     auto it = wanted.find(key);
     if (it == wanted.end()) continue;
     if (++seen[it->first] > 1) {
-      Refuse(respond, InvalidCallbackPage(), "DUPLICATE_FIELD", start);
+      Refuse(respond, InvalidCallbackPage(), "DUPLICATE_FIELD", ctx);
       return;
     }
     *it->second = std::move(value);
   }
   if (state.empty()) {
-    Refuse(respond, InvalidCallbackPage(), reason::kStateMissing, start);
+    Refuse(respond, InvalidCallbackPage(), reason::kStateMissing, ctx);
     return;
   }
   if (code.empty() == error.empty()) {
-    Refuse(respond, InvalidCallbackPage(), reason::kInvalidCompletion, start);
+    Refuse(respond, InvalidCallbackPage(), reason::kInvalidCompletion, ctx);
     return;
   }
   if (!IsPrintableAscii(state) || !IsPrintableAscii(code) || !IsPrintableAscii(error)) {
-    Refuse(respond, InvalidCallbackPage(), reason::kInvalidCompletion, start);
+    Refuse(respond, InvalidCallbackPage(), reason::kInvalidCompletion, ctx);
     return;
   }
   error_description = Utf8Description(std::move(error_description));
@@ -409,7 +450,8 @@ void CallbackShim::HandleCallback(HttpRequest request, HttpResponder respond) {
     call->request.set_error_description(std::move(error_description));
   }
   call->respond = std::move(respond);
-  call->start = start;
+  call->ctx = ctx;
+  call->context.AddMetadata(kRequestIdKey, ctx.request_id);
   call->tracker = tracker_;
   call->broker = broker_;
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + settings_.broker_timeout));
@@ -418,7 +460,7 @@ void CallbackShim::HandleCallback(HttpRequest request, HttpResponder respond) {
     if (tracker_->stopping) {
       call->respond(Page(503, "Service unavailable",
                          "The sign-in service is shutting down. Please try again in a moment."));
-      LogCallback("broker_unavailable", 503, start, "", reason::kShuttingDown);
+      LogCallback(ctx, "broker_unavailable", 503, "", reason::kShuttingDown);
       delete call;
       return;
     }

@@ -1,6 +1,7 @@
 #ifndef LEYR_SERVER_SHIM_CALLBACK_SHIM_H_
 #define LEYR_SERVER_SHIM_CALLBACK_SHIM_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "leyr/broker/v1/broker_service.grpc.pb.h"
 #include "server/broker/tls.h"
 #include "server/common/log.h"
+#include "server/common/metrics.h"
 #include "server/http/http_server.h"
 
 namespace leyr::shim {
@@ -24,6 +26,18 @@ struct ShimSettings {
   std::string callback_path = "/oauth/callback";
   absl::Duration broker_timeout = absl::Seconds(10);
   LogLevel log_level = LogLevel::kInfo;
+  std::string admin_listen;  // "" = no metrics endpoint
+};
+
+// The shim's Prometheus metrics (README "Metrics"); label values are outcomes and reasons chosen
+// by the code.
+struct ShimMetrics {
+  explicit ShimMetrics(Metrics* registry);
+  // leyr_shim_callbacks_total{outcome}: completed, denied, rejected, invalid_request,
+  // broker_unavailable, broker_error.
+  CounterFamily* callbacks;
+  // leyr_shim_callback_duration_seconds: from the request to the answer.
+  HistogramFamily* callback_duration;
 };
 
 // Validates a ShimConfig; errors name the bad key ("listen: ...").
@@ -41,9 +55,11 @@ class CallbackShim {
  public:
   // Starts listening. `broker` is any BrokerService stub (a real channel's or a test's);
   // its callback API (`async()`) is used, so no thread waits on the broker.
+  // `metrics` is optional and must outlive the shim.
   static absl::StatusOr<std::unique_ptr<CallbackShim>> Start(
       const ShimSettings& settings,
-      std::shared_ptr<broker::v1::BrokerService::StubInterface> broker);
+      std::shared_ptr<broker::v1::BrokerService::StubInterface> broker,
+      ShimMetrics* metrics = nullptr);
 
   ~CallbackShim();
   CallbackShim(const CallbackShim&) = delete;
@@ -52,6 +68,9 @@ class CallbackShim {
   int port() const;
   // "host:port" actually bound.
   std::string address() const;
+  // Shutting down: /healthz answers 503 so that the load balancer moves away, while callbacks
+  // are still served (the first step of a graceful stop; Stop() follows after a delay).
+  void StartDraining();
   // Stops the HTTP server (answers in progress finish), then cancels and waits for any
   // broker call still running. Idempotent.
   void Stop();
@@ -60,12 +79,15 @@ class CallbackShim {
 
  private:
   CallbackShim(const ShimSettings& settings,
-               std::shared_ptr<broker::v1::BrokerService::StubInterface> broker);
+               std::shared_ptr<broker::v1::BrokerService::StubInterface> broker,
+               ShimMetrics* metrics);
   void Handle(HttpRequest request, HttpResponder respond);
   void HandleCallback(HttpRequest request, HttpResponder respond);
 
   const ShimSettings settings_;
   const std::shared_ptr<broker::v1::BrokerService::StubInterface> broker_;
+  ShimMetrics* const metrics_;
+  std::atomic<bool> draining_{false};
   std::shared_ptr<Tracker> tracker_;
   std::unique_ptr<HttpServer> server_;
 };

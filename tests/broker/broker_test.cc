@@ -799,6 +799,34 @@ TEST_F(BrokerTest, WaitSeesCompleteOnAnotherThread) {
   EXPECT_EQ(events_.subscriber_count(), 0u);
 }
 
+TEST_F(BrokerTest, DrainingEndsPendingWaitsWithUnavailableAndKeepsAnswersForDoneOnes) {
+  auto begun = Begin();
+  ASSERT_THAT(begun, IsOk());
+  WaitProbe before;
+  auto wait = broker_->Wait(caller_, NameOf(begun->record), absl::Minutes(5), before.Callback());
+  EXPECT_FALSE(before.ready());
+  broker_->StartDraining();
+  ASSERT_TRUE(before.ready());  // ended by the drain itself, not by a timer
+  EXPECT_THAT(before.future.get(),
+              StatusIs(absl::StatusCode::kUnavailable, reason::kShuttingDown));
+  EXPECT_EQ(events_.subscriber_count(), 0u);
+
+  // A wait that starts while draining ends at once the same way, unless it has its answer.
+  WaitProbe after;
+  broker_->Wait(caller_, NameOf(begun->record), absl::Minutes(5), after.Callback());
+  ASSERT_TRUE(after.ready());
+  EXPECT_THAT(after.future.get(),
+              StatusIs(absl::StatusCode::kUnavailable, reason::kShuttingDown));
+  const std::string active = BeginActive();
+  WaitProbe done;
+  broker_->Wait(caller_, active, absl::Minutes(5), done.Callback());
+  ASSERT_TRUE(done.ready());
+  auto r = done.future.get();
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->state, Authorization::STATE_ACTIVE);
+  EXPECT_EQ(events_.subscriber_count(), 0u);
+}
+
 TEST_F(BrokerTest, WaitSeesDenialAndRevocation) {
   auto denied = Begin();
   ASSERT_THAT(denied, IsOk());

@@ -392,7 +392,9 @@ TEST_F(CallbackShimTest, CanariesNeverReachBodiesOrLog) {
     EXPECT_THAT(log, Not(HasSubstr(canary)));
   }
   // One line per callback, with the fields scripts and people read.
-  EXPECT_THAT(log, HasSubstr("\"msg\":\"callback\",\"outcome\":\"completed\",\"http_status\":303"));
+  EXPECT_THAT(log, ::testing::ContainsRegex(
+                       "\"msg\":\"callback\",\"request_id\":\"[0-9a-f]{16}\",\"outcome\":\"completed\","
+                       "\"http_status\":303"));
   EXPECT_THAT(log, HasSubstr("\"authorization\":\"authorizations/abc123\""));
   EXPECT_THAT(log, HasSubstr("\"outcome\":\"invalid_request\",\"http_status\":400"));
   EXPECT_THAT(log, HasSubstr("\"reason\":\"DUPLICATE_FIELD\""));

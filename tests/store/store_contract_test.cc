@@ -389,6 +389,33 @@ TEST_P(StoreContractTest, SweepRemovesOnlyEndedRecordsOlderThanTheCutoff) {
   EXPECT_EQ(*store_->Sweep(cutoff), 0);
 }
 
+TEST_P(StoreContractTest, CountByStateAppliesExpiry) {
+  auto empty = store_->CountByState();
+  ASSERT_THAT(empty, IsOk());
+  EXPECT_TRUE(empty->empty());
+  InsertPending("a", absl::Minutes(1));
+  InsertPending("b", absl::Minutes(10));
+  InsertPending("c", absl::Minutes(10));
+  InsertPending("d", absl::Minutes(10));
+  ASSERT_THAT(store_->Complete(Hash("b"), Code("code-b")), IsOk());
+  ASSERT_THAT(store_->Complete(Hash("c"), Completion{"", "access_denied", ""}), IsOk());
+  ASSERT_THAT(store_->Update("d", Revoke({Authorization::STATE_PENDING})), IsOk());
+  using Counts = std::map<AuthState, int64_t>;
+  auto counts = store_->CountByState();
+  ASSERT_THAT(counts, IsOk());
+  EXPECT_EQ(*counts, (Counts{{Authorization::STATE_PENDING, 1},
+                             {Authorization::STATE_ACTIVE, 1},
+                             {Authorization::STATE_DENIED, 1},
+                             {Authorization::STATE_REVOKED, 1}}));
+  clock_.Advance(absl::Minutes(2));  // "a" is past its expiry without anyone reading it
+  counts = store_->CountByState();
+  ASSERT_THAT(counts, IsOk());
+  EXPECT_EQ(*counts, (Counts{{Authorization::STATE_EXPIRED, 1},
+                             {Authorization::STATE_ACTIVE, 1},
+                             {Authorization::STATE_DENIED, 1},
+                             {Authorization::STATE_REVOKED, 1}}));
+}
+
 TEST_P(StoreContractTest, ConcurrentCompleteHasExactlyOneWinner) {
   constexpr int kThreads = 8;
   constexpr int kRounds = 25;

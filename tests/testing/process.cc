@@ -97,6 +97,23 @@ absl::StatusOr<std::string> Process::WaitForListening(absl::Duration timeout) {
   return line->substr(start, line->find('"', start) - start);
 }
 
+void Process::Signal(int signal) {
+  if (!reaped_) kill(pid_, signal);
+}
+
+absl::StatusOr<int> Process::WaitForExit(absl::Duration timeout) {
+  if (reaped_) return exit_status_;
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  if (pidfd < 0) return absl::InternalError("pidfd_open failed");
+  pollfd p{pidfd, POLLIN, 0};
+  int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  close(pidfd);
+  if (ready != 1) return absl::DeadlineExceededError("the process did not exit in time");
+  waitpid(pid_, &exit_status_, 0);
+  reaped_ = true;
+  return exit_status_;
+}
+
 int Process::Stop() {
   if (reaped_) return exit_status_;
   kill(pid_, SIGTERM);

@@ -29,6 +29,11 @@ class Process {
   absl::StatusOr<std::string> WaitForListening(absl::Duration timeout = absl::Seconds(20));
   // Sends SIGTERM and waits for the exit; returns the exit status (as from waitpid).
   int Stop();
+  // Sends `signal` and returns at once.
+  void Signal(int signal);
+  // Waits for the process to exit by itself (after Signal); returns the exit status, or
+  // DEADLINE_EXCEEDED (the process is then left running for the destructor).
+  absl::StatusOr<int> WaitForExit(absl::Duration timeout);
   // Everything the process printed so far.
   std::string Output();
   pid_t pid() const { return pid_; }
