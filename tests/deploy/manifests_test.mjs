@@ -2,7 +2,10 @@
 // offline against the Kubernetes API schemas (kubernetes-models), and checks the deployment
 // invariants: probes on every container, non-root, read-only root filesystem, all capabilities
 // dropped, resources set, secrets only as files, no secret-looking value in a ConfigMap, images
-// pinned by tag (never latest), and per overlay what the issue asks (dev: one broker, memory
+// pinned by tag (never latest); the broker's probes on the plaintext health port that broker.json's
+// health_listen opens, the metrics ports of admin_listen declared, annotated for Prometheus and
+// open to the monitoring namespace, grace periods that cover preStop + --shutdown_delay +
+// --shutdown_grace; and per overlay what the issue asks (dev: one broker, memory
 // store, the sandbox; production: >= 3 brokers, TLS, HPA, PDB, NetworkPolicy, Ingress at the
 // redirect URI, headless Service).
 //
@@ -34,6 +37,69 @@ async function modelFor(obj) {
 function podSpecs(objects) {
   return objects.filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(o.kind))
       .map((o) => ({ owner: `${o.kind}/${o.metadata.name}`, spec: o.spec.template.spec, obj: o }));
+}
+
+function pod(objects, deployment) {
+  const found = podSpecs(objects).find((p) => p.owner === `Deployment/${deployment}`);
+  assert.ok(found, `Deployment/${deployment}`);
+  return found;
+}
+
+function container(objects, deployment, name) {
+  const c = pod(objects, deployment).spec.containers.find((x) => x.name === name);
+  assert.ok(c, `container ${name} in Deployment/${deployment}`);
+  return c;
+}
+
+function declaredPort(c, name) {
+  return (c.ports ?? []).find((p) => p.name === name)?.containerPort;
+}
+
+// The JSON file `key` of the generated ConfigMap `name` (kustomize appends a content hash).
+function configJson(objects, name, key) {
+  const m = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith(`${name}-`));
+  assert.ok(m?.data?.[key], `ConfigMap ${name} has ${key}`);
+  return JSON.parse(m.data[key]);
+}
+
+// "0.0.0.0:50052", "[::]:9090" -> the port number.
+function portOf(address) {
+  const m = /:(\d+)$/.exec(address);
+  return m ? Number(m[1]) : undefined;
+}
+
+// Abseil/Go-style durations as the servers' flags take them ("5s", "1m30s", "500ms"), and the
+// JSON durations of the configuration files ("10s", "1.5s"); in seconds.
+function durationSeconds(text) {
+  const units = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, ns: 1e-9 };
+  let total = 0;
+  let rest = String(text);
+  if (rest === '0') return 0;
+  while (rest.length) {
+    const m = /^(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)/.exec(rest);
+    assert.ok(m, `duration ${text}`);
+    total += Number(m[1]) * units[m[2]];
+    rest = rest.slice(m[0].length);
+  }
+  return total;
+}
+
+// --flag=VALUE or --flag-with-hyphens=VALUE (the servers accept both), in seconds; undefined
+// when absent.
+function flagSeconds(c, flag) {
+  const spellings = [`--${flag}=`, `--${flag.replaceAll('_', '-')}=`];
+  const arg = [...(c.command ?? []), ...(c.args ?? [])].find((a) => spellings.some((p) => a.startsWith(p)));
+  return arg === undefined ? undefined : durationSeconds(arg.slice(arg.indexOf('=') + 1));
+}
+
+// A preStop hook's sleep in seconds (exec ["sleep", N] or the sleep action), 0 without one.
+function preStopSeconds(c) {
+  const hook = c.lifecycle?.preStop;
+  if (!hook) return 0;
+  if (hook.sleep) return Number(hook.sleep.seconds);
+  const command = hook.exec?.command ?? [];
+  assert.match(command[0] ?? '', /(^|\/)sleep$/, 'preStop is a sleep (its length is known)');
+  return durationSeconds(/^\d+(\.\d+)?$/.test(command.at(-1)) ? `${command.at(-1)}s` : command.at(-1));
 }
 
 const SECRET_LOOKING = [
@@ -94,20 +160,90 @@ for (const overlay of overlays) {
     }
   });
 
-  test(`${overlay}: the broker has native gRPC probes, preStop and a grace period that covers shutdown`, () => {
-    const broker = podSpecs(objects).find((p) => p.owner === 'Deployment/leyr-broker');
-    assert.ok(broker);
-    const c = broker.spec.containers.find((x) => x.name === 'broker');
-    assert.ok(c.livenessProbe.grpc?.port, 'liveness is a gRPC probe');
-    assert.ok(c.readinessProbe.grpc?.port, 'readiness is a gRPC probe');
-    assert.ok(c.lifecycle?.preStop, 'preStop');
-    const seconds = (flag) => {
-      const a = c.args.find((x) => x.startsWith(`--${flag}=`));
-      return a ? Number(a.split('=')[1].replace(/s$/, '')) : 0;
-    };
-    const preStop = Number(c.lifecycle.preStop.exec?.command?.at(-1) ?? 0);
-    assert.ok(preStop + seconds('shutdown_delay') + seconds('shutdown_grace') <
-              broker.spec.terminationGracePeriodSeconds, 'grace period covers preStop + delay + grace');
+  test(`${overlay}: every broker probe is a gRPC probe on the plaintext health port of broker.json`, () => {
+    const c = container(objects, 'leyr-broker', 'broker');
+    const config = configJson(objects, 'leyr-broker-config', 'broker.json');
+    const health = declaredPort(c, 'grpc-health');
+    assert.ok(health, 'container port grpc-health is declared');
+    assert.ok(config.health_listen, 'broker.json sets health_listen');
+    assert.equal(portOf(config.health_listen), health, 'health_listen is on the grpc-health port');
+    // The health port is a port of its own, never the API port (TLS in production).
+    assert.ok(!(config.listen ?? []).some((a) => portOf(a) === health), 'health port is not in listen');
+    assert.notEqual(declaredPort(c, 'grpc'), health, 'grpc and grpc-health differ');
+    for (const kind of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+      assert.ok(c[kind], `${kind} is set`);
+      assert.equal(c[kind].grpc?.port, health, `${kind} is a gRPC probe on the health port ${health}`);
+    }
+    assert.equal(c.readinessProbe.grpc.service, 'leyr.broker.v1.BrokerService',
+                 'readiness asks for leyr.broker.v1.BrokerService');
+  });
+
+  test(`${overlay}: broker and shim serve metrics on a declared port that Prometheus is told about`, () => {
+    for (const [deployment, name, map, file] of [
+      ['leyr-broker', 'broker', 'leyr-broker-config', 'broker.json'],
+      ['leyr-callback-shim', 'shim', 'leyr-callback-shim-config', 'shim.json'],
+    ]) {
+      const c = container(objects, deployment, name);
+      const config = configJson(objects, map, file);
+      const metrics = declaredPort(c, 'metrics');
+      assert.ok(metrics, `${deployment}: container port metrics is declared`);
+      assert.ok(config.admin_listen, `${file} sets admin_listen`);
+      assert.equal(portOf(config.admin_listen), metrics, `${file}: admin_listen is on the metrics port`);
+      const annotations = pod(objects, deployment).obj.spec.template.metadata.annotations ?? {};
+      assert.equal(annotations['prometheus.io/scrape'], 'true', `${deployment}: prometheus.io/scrape`);
+      assert.equal(annotations['prometheus.io/port'], String(metrics), `${deployment}: prometheus.io/port`);
+      assert.equal(annotations['prometheus.io/path'], '/metrics', `${deployment}: prometheus.io/path`);
+      // Every NetworkPolicy that selects the pod lets the monitoring namespace reach the port.
+      const labels = pod(objects, deployment).obj.spec.template.metadata.labels;
+      const policies = objects.filter((o) => o.kind === 'NetworkPolicy' && Object.entries(
+          o.spec.podSelector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v));
+      for (const np of policies) {
+        assert.ok(np.spec.ingress.some((r) => r.ports?.some((p) => p.port === metrics) &&
+                                          r.from?.some((f) => !f.podSelector &&
+                                              f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring')),
+                  `NetworkPolicy/${np.metadata.name} admits port ${metrics} from the monitoring namespace`);
+      }
+    }
+  });
+
+  test(`${overlay}: grace periods cover preStop + --shutdown_delay + --shutdown_grace (shim: broker_timeout)`, () => {
+    const broker = pod(objects, 'leyr-broker');
+    const c = container(objects, 'leyr-broker', 'broker');
+    const delay = flagSeconds(c, 'shutdown_delay');
+    const grace = flagSeconds(c, 'shutdown_grace') ?? 10;  // the broker's default
+    assert.ok(delay > 0, 'the broker has --shutdown_delay > 0 (endpoints move before calls are refused)');
+    assert.ok(preStopSeconds(c) + delay + grace < broker.spec.terminationGracePeriodSeconds,
+              `broker: preStop ${preStopSeconds(c)} + delay ${delay} + grace ${grace} < ` +
+              `terminationGracePeriodSeconds ${broker.spec.terminationGracePeriodSeconds}`);
+    // The shim: the delay, then the callbacks in progress, each bounded by broker_timeout.
+    const shim = pod(objects, 'leyr-callback-shim');
+    const s = container(objects, 'leyr-callback-shim', 'shim');
+    const shimDelay = flagSeconds(s, 'shutdown_delay');
+    const brokerTimeout = durationSeconds(
+        configJson(objects, 'leyr-callback-shim-config', 'shim.json').broker_timeout ?? '10s');
+    assert.ok(shimDelay > 0, 'the shim has --shutdown_delay > 0');
+    assert.ok(preStopSeconds(s) + shimDelay + brokerTimeout < shim.spec.terminationGracePeriodSeconds,
+              'shim: preStop + delay + broker_timeout < terminationGracePeriodSeconds');
+  });
+
+  test(`${overlay}: the shim's probes are HTTP probes on /healthz of its listen port`, () => {
+    const s = container(objects, 'leyr-callback-shim', 'shim');
+    const listen = portOf(configJson(objects, 'leyr-callback-shim-config', 'shim.json').listen);
+    for (const kind of ['startupProbe', 'livenessProbe', 'readinessProbe']) {
+      const get = s[kind]?.httpGet;
+      assert.equal(get?.path, '/healthz', `shim ${kind} is an HTTP probe on /healthz`);
+      const port = typeof get.port === 'string' ? declaredPort(s, get.port) : get.port;
+      assert.equal(port, listen, `shim ${kind} on the listen port ${listen}`);
+    }
+  });
+
+  test(`${overlay}: broker and shim pods get no Service environment variables`, () => {
+    // LEYR_BROKER_* / LEYR_SHIM_* variables are configuration overrides; Kubernetes' Service
+    // variables of other Services named leyr-broker-* or leyr-shim-* would stop the server.
+    for (const deployment of ['leyr-broker', 'leyr-callback-shim']) {
+      assert.equal(pod(objects, deployment).spec.enableServiceLinks, false,
+                   `${deployment}: enableServiceLinks false`);
+    }
   });
 
   test(`${overlay}: configuration in ConfigMaps without secrets, mounted as files`, () => {
