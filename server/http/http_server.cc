@@ -10,8 +10,10 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <optional>
 #include <map>
+#include <optional>
+#include <thread>
+#include <unordered_map>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
@@ -19,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
 
@@ -276,11 +279,13 @@ class MhdHttpServer final : public HttpServer {
         flags, static_cast<uint16_t>(listen.port), nullptr, nullptr, &MhdHttpServer::Access, this,
         MHD_OPTION_EXTERNAL_LOGGER, &MhdLogger, nullptr,
         MHD_OPTION_NOTIFY_COMPLETED, &MhdHttpServer::Completed, this,
+        MHD_OPTION_NOTIFY_CONNECTION, &MhdHttpServer::ConnectionEvent, this,
         MHD_OPTION_ARRAY, ops, MHD_OPTION_ARRAY, tls_ops, MHD_OPTION_END);
     if (daemon_ == nullptr) {
       return absl::UnavailableError(
           absl::StrCat("could not listen on ", options_.listen, ": ", std::strerror(errno)));
     }
+    watchdog_ = std::thread([this] { Watch(); });
     const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
     port_ = info != nullptr ? info->port : listen.port;
     address_ = listen.ipv6 ? absl::StrCat("[", listen.host, "]:", port_)
@@ -319,6 +324,11 @@ class MhdHttpServer final : public HttpServer {
     MHD_stop_daemon(daemon_);
     daemon_ = nullptr;
     if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
+    {
+      absl::MutexLock lock(&watch_mu_);
+      watch_stop_ = true;
+    }
+    if (watchdog_.joinable()) watchdog_.join();
   }
 
  private:
@@ -329,8 +339,63 @@ class MhdHttpServer final : public HttpServer {
                                                       upload_data_size, con_cls);
   }
 
+  // What the request-timeout watchdog knows of one open connection.
+  struct Watched {
+    int fd = -1;
+    bool receiving = true;  // between opening (or an answer) and a whole request
+    absl::Time since;       // when `receiving` last became true
+    bool closed_by_us = false;
+  };
+
+  static void ConnectionEvent(void* cls, MHD_Connection* conn, void**,
+                              MHD_ConnectionNotificationCode code) {
+    auto* self = static_cast<MhdHttpServer*>(cls);
+    absl::MutexLock lock(&self->watch_mu_);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+      const MHD_ConnectionInfo* info =
+          MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (info == nullptr) return;
+      self->watched_[conn] = Watched{info->connect_fd, true, absl::Now(), false};
+    } else {
+      // libmicrohttpd tells of the close before it closes the socket, so no fd in watched_
+      // can belong to another connection.
+      self->watched_.erase(conn);
+    }
+  }
+
+  // Marks the connection as having a whole request (true) or waiting for the next (false).
+  void SetReceiving(MHD_Connection* conn, bool receiving) {
+    absl::MutexLock lock(&watch_mu_);
+    auto it = watched_.find(conn);
+    if (it == watched_.end()) return;
+    it->second.receiving = receiving;
+    it->second.since = absl::Now();
+  }
+
+  // Closes, from outside libmicrohttpd's threads, connections that took longer than
+  // request_timeout to send a request: shutdown() makes the event loop see the end of the
+  // stream and clean the connection up on its own thread.
+  void Watch() {
+    const absl::Duration timeout = std::max(options_.request_timeout, absl::Milliseconds(1));
+    const absl::Duration tick =
+        std::clamp(timeout / 4, absl::Milliseconds(20), absl::Seconds(1));
+    absl::MutexLock lock(&watch_mu_);
+    auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(watch_mu_) { return watch_stop_; };
+    while (!watch_mu_.AwaitWithTimeout(absl::Condition(&stop), tick)) {
+      const absl::Time now = absl::Now();
+      for (auto& [conn, w] : watched_) {
+        if (!w.receiving || w.closed_by_us || now - w.since < timeout) continue;
+        w.closed_by_us = true;
+        shutdown(w.fd, SHUT_RDWR);
+        LEYR_LOG(Info, "request_timeout")
+            .Field("detail", "closed a connection that did not send a whole request in time");
+      }
+    }
+  }
+
   static void Completed(void* cls, MHD_Connection* conn, void** con_cls,
                         MHD_RequestTerminationCode) {
+    static_cast<MhdHttpServer*>(cls)->SetReceiving(conn, true);
     auto* holder = static_cast<std::shared_ptr<Exchange>*>(*con_cls);
     if (holder == nullptr) return;
     Exchange* ex = holder->get();
@@ -366,7 +431,10 @@ class MhdHttpServer final : public HttpServer {
       if (!length_text.empty() && absl::SimpleAtoi(length_text, &length) &&
           length > options_.max_body_bytes) {
         ex->too_large = true;
-        if (length - options_.max_body_bytes > discard_limit_) return TooLarge(conn, ex->request);
+        if (length - options_.max_body_bytes > discard_limit_) {
+          SetReceiving(conn, false);
+          return TooLarge(conn, ex->request);
+        }
       }
       *con_cls = new std::shared_ptr<Exchange>(std::move(ex));
       return MHD_YES;
@@ -389,6 +457,7 @@ class MhdHttpServer final : public HttpServer {
       // may still be below max_body_bytes when a declared length was too large.)
       return ex.discarded > options_.max_body_bytes + discard_limit_ ? MHD_NO : MHD_YES;
     }
+    SetReceiving(conn, false);  // the whole request is in; the answer may take its time
     if (ex.too_large) return TooLarge(conn, ex.request);
     if (ex.dispatched) {
       // Called again after a resume: send the stored response.
@@ -438,6 +507,11 @@ class MhdHttpServer final : public HttpServer {
   MHD_Daemon* daemon_ ABSL_GUARDED_BY(stop_mu_) = nullptr;
   int port_ = 0;
   std::string address_;
+
+  absl::Mutex watch_mu_;
+  std::unordered_map<MHD_Connection*, Watched> watched_ ABSL_GUARDED_BY(watch_mu_);
+  bool watch_stop_ ABSL_GUARDED_BY(watch_mu_) = false;
+  std::thread watchdog_;
 };
 
 }  // namespace

@@ -49,8 +49,13 @@ struct HttpServerOptions {
   std::string listen = "127.0.0.1:0";
   // Requests with a larger body get 413 without reaching the handler.
   size_t max_body_bytes = 16 * 1024;
-  // A connection idle (or trickling) for longer is closed.
+  // A connection that sends nothing for this long is closed (libmicrohttpd's inactivity
+  // timeout, so a client that trickles a byte now and then is not closed by it).
   absl::Duration read_timeout = absl::Seconds(10);
+  // A connection that has not delivered a whole request (headers and body) this long after it
+  // was opened, or after its previous answer, is closed, however slowly it trickles. The time
+  // the handler takes to answer does not count.
+  absl::Duration request_timeout = absl::Seconds(30);
   // Connections beyond this are refused.
   int max_connections = 256;
   // Worker threads of the event loop (libmicrohttpd's thread pool).

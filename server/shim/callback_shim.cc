@@ -268,6 +268,13 @@ absl::StatusOr<ShimSettings> ValidateShimConfig(const config::ShimConfig& config
     return absl::InvalidArgumentError("read_timeout: must be at most 3600s");
   }
   s.http.read_timeout = DurationOr(config.read_timeout(), absl::Seconds(10));
+  if (config.request_timeout().seconds() < 0 || config.request_timeout().nanos() < 0) {
+    return absl::InvalidArgumentError("request_timeout: must be positive");
+  }
+  if (config.request_timeout().seconds() > 3600) {
+    return absl::InvalidArgumentError("request_timeout: must be at most 3600s");
+  }
+  s.http.request_timeout = DurationOr(config.request_timeout(), absl::Seconds(30));
   if (config.max_connections() < 0) {
     return absl::InvalidArgumentError("max_connections: must be positive");
   }

@@ -700,6 +700,55 @@ TEST_F(HostileInputTest, SlowClientIsClosedAfterTheReadTimeout) {
   EXPECT_EQ(health->status, 200);
 }
 
+TEST_F(HostileInputTest, TricklingClientIsClosedAfterTheRequestTimeout) {
+  // A second shim whose read_timeout (inactivity) is long and request_timeout short: a client
+  // that sends a byte every 100 ms is never idle, yet must be closed after about 1 s.
+  std::string config = stack->dir.WriteFile(
+      "shim-trickle.json",
+      absl::StrCat(R"({"listen":"127.0.0.1:0","broker_target":"unix:)", stack->socket,
+                   R"(","read_timeout":"60s","request_timeout":"1s"})"));
+  auto shim = Process::Start({LEYR_SHIM_BIN, "--config=" + config});
+  ASSERT_THAT(shim, IsOk());
+  auto address = (*shim)->WaitForListening();
+  ASSERT_THAT(address, IsOk());
+
+  int fd = ConnectTo(*address);
+  ASSERT_GE(fd, 0);
+  const std::string request =
+      "POST /oauth/callback HTTP/1.1\r\nHost: a\r\n"
+      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n" +
+      std::string(1000, 'x');
+  const absl::Time start = absl::Now();
+  bool closed = false;
+  for (size_t i = 0; i < request.size() && absl::Now() - start < absl::Seconds(20); ++i) {
+    if (!SendAll(fd, request.substr(i, 1))) {
+      closed = true;
+      break;
+    }
+    // The trickle itself (not a synchronisation): one byte, then 100 ms of waiting for the
+    // server to close the connection.
+    ReadResult r = ReadUntil(fd, absl::Milliseconds(100), [](const std::string&) { return false; });
+    if (r.closed) {
+      closed = true;
+      EXPECT_FALSE(absl::StartsWith(r.data, "HTTP/1.1 2")) << r.data;
+      break;
+    }
+  }
+  const absl::Duration took = absl::Now() - start;
+  close(fd);
+  EXPECT_TRUE(closed) << "a trickling client was still connected after " << took;
+  EXPECT_GE(took, absl::Milliseconds(900));
+  EXPECT_LT(took, absl::Seconds(5));
+
+  // A client that sends its request at once is served, also after a slow answer would have
+  // passed the request timeout (the time the broker takes does not count).
+  auto health = HttpRequest("GET", absl::StrCat("http://", *address, "/healthz"));
+  ASSERT_THAT(health, IsOk());
+  EXPECT_EQ(health->status, 200);
+  EXPECT_THAT((*shim)->Output(), ::testing::HasSubstr("request_timeout"));
+  EXPECT_EQ((*shim)->Stop(), 0);
+}
+
 TEST_F(HostileInputTest, ConnectionsBeyondTheLimitAreNotServedWhileExistingOnesWork) {
   // A second shim (same broker) with room for 4 connections and a long read timeout, so that
   // the held connections stay open for the whole test.

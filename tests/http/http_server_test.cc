@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -210,6 +211,29 @@ TEST_F(HttpServerTest, AsyncResponderFromAnotherThread) {
   ASSERT_EQ(r.code, CURLE_OK);
   EXPECT_EQ(r.status, 201);
   EXPECT_EQ(r.body, "later");
+}
+
+TEST_F(HttpServerTest, SlowAnswerIsNotCutByTheRequestTimeout) {
+  // The request timeout bounds how long a client takes to send; a handler that answers after
+  // three times that long still gets its answer through.
+  HttpServerOptions options;
+  options.request_timeout = absl::Milliseconds(200);
+  std::promise<HttpResponder> got_responder;
+  StartServer(options, [&](HttpRequest request, HttpResponder respond) {
+    got_responder.set_value(std::move(respond));
+  });
+  auto client = std::async(std::launch::async, [&] { return Fetch("GET", Url("/slow"), nullptr); });
+  auto responder_future = got_responder.get_future();
+  ASSERT_EQ(responder_future.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  HttpResponder respond = responder_future.get();
+  absl::SleepFor(absl::Milliseconds(600));  // the slow answer under test, not a synchronisation
+  HttpResponse response;
+  response.body = "late but whole";
+  respond(response);
+  CurlResult r = client.get();
+  ASSERT_EQ(r.code, CURLE_OK);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "late but whole");
 }
 
 TEST_F(HttpServerTest, OtherRequestsProceedWhileOneIsSuspended) {

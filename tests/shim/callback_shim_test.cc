@@ -438,7 +438,22 @@ TEST(ValidateShimConfigTest, DefaultsAreFilledIn) {
   EXPECT_EQ(s->http.max_body_bytes, 16384u);
   EXPECT_EQ(s->broker_timeout, absl::Seconds(10));
   EXPECT_EQ(s->http.read_timeout, absl::Seconds(10));
+  EXPECT_EQ(s->http.request_timeout, absl::Seconds(30));
   EXPECT_EQ(s->http.max_connections, 256);
+}
+
+TEST(ValidateShimConfigTest, RequestTimeoutMustBePositiveAndAtMostAnHour) {
+  config::ShimConfig c;
+  c.set_listen("127.0.0.1:0");
+  c.set_broker_target("127.0.0.1:50051");
+  c.mutable_request_timeout()->set_seconds(-1);
+  EXPECT_THAT(ValidateShimConfig(c).status().message(), HasSubstr("request_timeout"));
+  c.mutable_request_timeout()->set_seconds(3601);
+  EXPECT_THAT(ValidateShimConfig(c).status().message(), HasSubstr("request_timeout"));
+  c.mutable_request_timeout()->set_seconds(5);
+  auto s = ValidateShimConfig(c);
+  ASSERT_THAT(s.status(), IsOk());
+  EXPECT_EQ(s->http.request_timeout, absl::Seconds(5));
 }
 
 }  // namespace
