@@ -37,6 +37,8 @@ using ::leyr::testing::TempDir;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
+constexpr char kBrokerService[] = "leyr.broker.v1.BrokerService";
+
 int Cluster(const std::string& command, const std::string& info) {
   return std::system(
       absl::StrCat(LEYR_PG_CLUSTER_SCRIPT, " ", command, " ", info, " >/dev/null").c_str());
@@ -81,10 +83,12 @@ class FaultTest : public ::testing::Test {
     unsetenv("LEYR_PG_INFO_DIR");
   }
 
-  HealthCheckResponse::ServingStatus Health() {
+  // The readiness answer (the BrokerService); `service` "" is the liveness answer.
+  HealthCheckResponse::ServingStatus Health(const std::string& service = kBrokerService) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     HealthCheckRequest request;
+    request.set_service(service);
     HealthCheckResponse response;
     if (!health_->Check(&ctx, request, &response).ok()) return HealthCheckResponse::UNKNOWN;
     return response.status();
@@ -149,6 +153,8 @@ TEST_F(FaultTest, StopAndStartPostgresUnderASteadyStreamOfRequests) {
 
   ASSERT_EQ(Cluster("pause", info_), 0);  // pg_ctl stop -m fast: the database is gone
   EXPECT_TRUE(HealthBecomes(HealthCheckResponse::NOT_SERVING, absl::Seconds(2)));
+  // Liveness stays SERVING: a database outage must not make kubelet restart the replica.
+  EXPECT_EQ(Health(""), HealthCheckResponse::SERVING);
   {
     // Calls fail fast with the store's reason while it is away.
     broker::v1::BeginAuthorizationRequest request;
