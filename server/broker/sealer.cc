@@ -21,6 +21,17 @@ struct CtxDeleter {
 };
 using CtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CtxDeleter>;
 
+// AES-256-GCM fetched from the default provider once: passing EVP_aes_256_gcm() makes every
+// Init fetch it again (OpenSSL 3's implicit fetch), a measurable part of each CallLeyr.
+// Falls back to the implicit fetch if the explicit one fails.
+const EVP_CIPHER* Aes256Gcm() {
+  static const EVP_CIPHER* const cipher = [] {
+    const EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+    return fetched != nullptr ? fetched : EVP_aes_256_gcm();
+  }();
+  return cipher;
+}
+
 constexpr size_t kMaxKeyIdBytes = 64;
 
 bool IsKeyId(absl::string_view id) {
@@ -206,7 +217,7 @@ absl::StatusOr<std::string> KeyRingSealer::Seal(absl::string_view plaintext,
   CtxPtr ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return CryptoError("allocate a cipher context");
   int len = 0;
-  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+  if (EVP_EncryptInit_ex(ctx.get(), Aes256Gcm(), nullptr, nullptr, nullptr) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
       EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr,
                          reinterpret_cast<const unsigned char*>(key.key.data()), nonce) != 1) {
@@ -271,7 +282,7 @@ absl::StatusOr<std::string> KeyRingSealer::Open(absl::string_view sealed, absl::
   CtxPtr ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return CryptoError("allocate a cipher context");
   int len = 0;
-  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+  if (EVP_DecryptInit_ex(ctx.get(), Aes256Gcm(), nullptr, nullptr, nullptr) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
       EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr,
                          reinterpret_cast<const unsigned char*>(key->key.data()), nonce) != 1) {
