@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds everything, and runs every test (unit, end to end, buf lint,
-# reflection). Exits non-zero when anything fails. Used by .ci/run.
+# reflection), then the fuzzers for a bounded time and the whole suite under ASan and UBSan.
+# Exits non-zero when anything fails. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${LEYR_BUILD_DIR:-build}
@@ -11,3 +12,5 @@ cmake --build "$BUILD_DIR" -j2
 ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 300
 # libFuzzer targets (tests/fuzz), 30 s each, in their own clang build directory.
 scripts/fuzz.sh 30
+# The whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer (clang, build-asan).
+scripts/test-sanitizers.sh
