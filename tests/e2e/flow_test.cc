@@ -16,6 +16,7 @@
 #include "client/broker_client.h"
 #include "server/common/status_util.h"
 #include "server/common/url.h"
+#include "tests/testing/consent_form.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/status_matchers.h"
@@ -36,38 +37,8 @@ using broker::v1::Authorization;
 constexpr char kLeyrSecret[] = "canary-LEYR-SECRET-7f3a9c";
 constexpr char kReturnOrigin[] = "http://127.0.0.1:3999";
 
-// A form as a browser would submit it: its action and its fields.
-struct Form {
-  std::string action;
-  FormFields fields;
-  std::string Field(const std::string& name) const {
-    for (const auto& [k, v] : fields) {
-      if (k == name) return v;
-    }
-    return "";
-  }
-};
-
-std::string HtmlUnescape(std::string s) {
-  return absl::StrReplaceAll(s, {{"&quot;", "\""}, {"&#39;", "'"}, {"&lt;", "<"}, {"&gt;", ">"},
-                                 {"&amp;", "&"}});
-}
-
-// Reads <form id="ID" ... action="..."> and its hidden inputs from the consent page.
-std::optional<Form> ParseForm(const std::string& html, const std::string& id) {
-  std::smatch m;
-  std::regex form_re("<form id=\"" + id + "\" method=\"post\" action=\"([^\"]*)\">([\\s\\S]*?)</form>");
-  if (!std::regex_search(html, m, form_re)) return std::nullopt;
-  Form form;
-  form.action = HtmlUnescape(m[1]);
-  std::string inner = m[2];
-  std::regex input_re("<input type=\"hidden\" name=\"([^\"]*)\" value=\"([^\"]*)\">");
-  for (auto it = std::sregex_iterator(inner.begin(), inner.end(), input_re);
-       it != std::sregex_iterator(); ++it) {
-    form.fields.emplace_back(HtmlUnescape((*it)[1]), HtmlUnescape((*it)[2]));
-  }
-  return form;
-}
+using ::leyr::testing::Form;
+using ::leyr::testing::ParseForm;
 
 class FlowTest : public ::testing::Test {
  protected:
@@ -141,8 +112,8 @@ class FlowTest : public ::testing::Test {
     if (!page.ok()) return {};
     EXPECT_EQ(page->status, 200) << page->body;
     auto form = ParseForm(page->body, form_id);
-    EXPECT_TRUE(form.has_value()) << page->body;
-    if (!form) return {};
+    EXPECT_THAT(form, IsOk()) << page->body;
+    if (!form.ok()) return {};
     secrets_.insert(form->Field("code"));
     secrets_.insert(form->Field("state"));
     secrets_.insert(form->Field("id_token"));

@@ -27,6 +27,7 @@
 #include "client/broker_client.h"
 #include "server/common/status_util.h"
 #include "server/common/url.h"
+#include "tests/testing/consent_form.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 #include "tests/testing/status_matchers.h"
@@ -124,37 +125,8 @@ int StatusOf(const std::string& response) {
 
 // ---------------------------------------------------------------------------------------------
 
-struct Form {
-  std::string action;
-  FormFields fields;
-  std::string Field(const std::string& name) const {
-    for (const auto& [k, v] : fields) {
-      if (k == name) return v;
-    }
-    return "";
-  }
-};
-
-std::string HtmlUnescape(std::string s) {
-  return absl::StrReplaceAll(s, {{"&quot;", "\""}, {"&#39;", "'"}, {"&lt;", "<"}, {"&gt;", ">"},
-                                 {"&amp;", "&"}});
-}
-
-std::optional<Form> ParseForm(const std::string& html, const std::string& id) {
-  std::smatch m;
-  std::regex form_re("<form id=\"" + id +
-                     "\" method=\"post\" action=\"([^\"]*)\">([\\s\\S]*?)</form>");
-  if (!std::regex_search(html, m, form_re)) return std::nullopt;
-  Form form;
-  form.action = HtmlUnescape(m[1]);
-  std::string inner = m[2];
-  std::regex input_re("<input type=\"hidden\" name=\"([^\"]*)\" value=\"([^\"]*)\">");
-  for (auto it = std::sregex_iterator(inner.begin(), inner.end(), input_re);
-       it != std::sregex_iterator(); ++it) {
-    form.fields.emplace_back(HtmlUnescape((*it)[1]), HtmlUnescape((*it)[2]));
-  }
-  return form;
-}
+using ::leyr::testing::Form;
+using ::leyr::testing::ParseForm;
 
 // The three servers, started once for the whole suite (they are only read from or refused).
 struct Stack {
@@ -277,8 +249,8 @@ class HostileInputTest : public ::testing::Test {
     EXPECT_THAT(page, IsOk());
     if (!page.ok()) return {};
     auto form = ParseForm(page->body, "approve");
-    EXPECT_TRUE(form.has_value()) << page->body;
-    if (!form) return {};
+    EXPECT_THAT(form, IsOk()) << page->body;
+    if (!form.ok()) return {};
     for (const char* field : {"code", "state", "id_token"}) {
       if (!form->Field(field).empty()) stack->canaries.insert(form->Field(field));
     }

@@ -1,20 +1,13 @@
 #include "tests/testing/stack.h"
 
-#include <regex>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "server/common/status_util.h"
 
 namespace leyr::testing {
 namespace {
-
-std::string HtmlUnescape(const std::string& s) {
-  return absl::StrReplaceAll(s, {{"&quot;", "\""}, {"&#39;", "'"}, {"&lt;", "<"}, {"&gt;", ">"},
-                                 {"&amp;", "&"}});
-}
 
 // "," + extra when extra is not empty: appended as further members of a JSON object.
 std::string More(const std::string& extra) { return extra.empty() ? "" : "," + extra; }
@@ -25,31 +18,6 @@ std::vector<std::string> With(std::vector<std::string> argv, const std::vector<s
 }
 
 }  // namespace
-
-std::string Form::Field(const std::string& name) const {
-  for (const auto& [k, v] : fields) {
-    if (k == name) return v;
-  }
-  return "";
-}
-
-absl::StatusOr<Form> ParseForm(const std::string& html, const std::string& id) {
-  std::smatch m;
-  std::regex form_re("<form id=\"" + id +
-                     "\" method=\"post\" action=\"([^\"]*)\">([\\s\\S]*?)</form>");
-  if (!std::regex_search(html, m, form_re)) {
-    return absl::NotFoundError(absl::StrCat("no form '", id, "' on the page"));
-  }
-  Form form;
-  form.action = HtmlUnescape(m[1]);
-  std::string inner = m[2];
-  std::regex input_re("<input type=\"hidden\" name=\"([^\"]*)\" value=\"([^\"]*)\">");
-  for (auto it = std::sregex_iterator(inner.begin(), inner.end(), input_re);
-       it != std::sregex_iterator(); ++it) {
-    form.fields.emplace_back(HtmlUnescape((*it)[1]), HtmlUnescape((*it)[2]));
-  }
-  return form;
-}
 
 absl::StatusOr<std::string> Stack::AddressOn(Process& process, const std::string& msg) {
   const std::string marker = absl::StrCat("\"msg\":\"", msg, "\"");

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "client/broker_client.h"
 #include "server/common/url.h"
+#include "tests/testing/consent_form.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/process.h"
 
@@ -30,16 +31,6 @@ struct StackOptions {
   // Brokers on separate memory stores; the shim reaches broker 0 only.
   int brokers = 1;
 };
-
-// A form as a browser would submit it.
-struct Form {
-  std::string action;
-  FormFields fields;
-  std::string Field(const std::string& name) const;
-};
-
-// Reads <form id="ID" method="post" action="..."> and its hidden inputs.
-absl::StatusOr<Form> ParseForm(const std::string& html, const std::string& id);
 
 class Stack {
  public:
