@@ -1,11 +1,13 @@
 #include "server/leyr/leyr_client.h"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,7 +31,7 @@ namespace {
 // Response header lines are bounded on their own, so that the body limit is exact.
 constexpr size_t kMaxResponseHeaderBytes = 64 * 1024;
 
-// Upper bound of one curl_multi_poll; wakeups and curl's own timers end it earlier.
+// Upper bound of one epoll_wait; wakeups and curl's own timers end it earlier.
 constexpr int kMaxPollMs = 1000;
 
 void GlobalInitCurl() {
@@ -221,6 +223,11 @@ curl_slist* AppendHeader(curl_slist* list, absl::string_view name, absl::string_
   return appended;
 }
 
+// libcurl's multi interface driven through its socket API on an epoll loop of our own, so that
+// the thread calling Send can hand the request to the network itself (no hop to the loop
+// thread before the request goes out), while the loop thread only waits for answers. Every
+// libcurl call happens under mu_; epoll_wait runs without it. Callbacks always run on the loop
+// thread, outside mu_.
 class CurlLeyrClient final : public LeyrClient {
  public:
   explicit CurlLeyrClient(const CurlLeyrClientOptions& options) : options_(options) {
@@ -230,12 +237,22 @@ class CurlLeyrClient final : public LeyrClient {
     }
     credentials_ok_ = !HasControl(options_.client_id) && !HasControl(options_.client_secret);
     multi_ = curl_multi_init();
-    if (multi_ == nullptr) {
-      LEYR_LOG(Error, "curl_multi_init failed");
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (multi_ == nullptr || epoll_fd_ < 0 || wake_fd_ < 0) {
+      LEYR_LOG(Error, "the Leyr client could not start its event loop");
       std::abort();
     }
+    epoll_event wake{};
+    wake.events = EPOLLIN;
+    wake.data.fd = wake_fd_;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake);
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
                       static_cast<long>(std::max(1, options_.max_idle_connections)));
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlLeyrClient::OnSocket);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlLeyrClient::OnTimer);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
     thread_ = std::thread([this] { Run(); });
   }
 
@@ -244,28 +261,36 @@ class CurlLeyrClient final : public LeyrClient {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
     }
-    curl_multi_wakeup(multi_);
+    Wake();
     thread_.join();
     for (CURL* easy : free_easy_) curl_easy_cleanup(easy);
     curl_multi_cleanup(multi_);
+    close(wake_fd_);
+    close(epoll_fd_);
   }
 
   void Send(LeyrRequest request, LeyrCallback done) override {
     auto transfer = std::make_unique<Transfer>();
     transfer->request = std::move(request);
     transfer->done = std::move(done);
+    bool wake = false;
     {
       absl::MutexLock lock(&mu_);
-      if (!stopped_) {
-        queue_.push_back(std::move(transfer));
+      if (!stopping_) {
+        Start(std::move(transfer));
+        // Sends the request now, on this thread, as far as the socket takes it.
+        Drive(CURL_SOCKET_TIMEOUT, 0);
+        // Anything finished or refused is answered by the loop thread, and a timer earlier than
+        // the one the loop waits for must reach it.
+        wake = !finished_.empty() || timer_deadline_ < loop_wakes_at_;
       }
     }
     if (transfer != nullptr) {
-      // The loop has already ended (Send raced with the destructor): answer here.
+      // The client is being destroyed: answer here.
       Complete(std::move(transfer), ShuttingDown());
       return;
     }
-    curl_multi_wakeup(multi_);
+    if (wake) Wake();
   }
 
   LeyrClientStats Stats() const override {
@@ -277,46 +302,101 @@ class CurlLeyrClient final : public LeyrClient {
   }
 
  private:
+  using Outcome = std::pair<std::unique_ptr<Transfer>, absl::StatusOr<LeyrResponse>>;
+
   static absl::Status ShuttingDown() {
     return MakeError(absl::StatusCode::kUnavailable, reason::kShuttingDown,
                      "the Leyr client is shutting down");
   }
 
-  // The event loop: starts queued requests, drives curl, completes finished transfers.
+  void Wake() {
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+
+  // CURLMOPT_SOCKETFUNCTION: mirrors what curl wants to wait for into the epoll set. Called
+  // inside libcurl calls, so under mu_.
+  static int OnSocket(CURL*, curl_socket_t fd, int what, void* self_ptr, void*) {
+    auto* self = static_cast<CurlLeyrClient*>(self_ptr);
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+      return 0;
+    }
+    epoll_event ev{};
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) {
+      epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    }
+    return 0;
+  }
+
+  // CURLMOPT_TIMERFUNCTION: when curl wants Drive(CURL_SOCKET_TIMEOUT) next. Under mu_.
+  static int OnTimer(CURLM*, long timeout_ms, void* self_ptr) {
+    auto* self = static_cast<CurlLeyrClient*>(self_ptr);
+    self->timer_deadline_ = timeout_ms < 0 ? absl::InfiniteFuture()
+                                           : absl::Now() + absl::Milliseconds(timeout_ms);
+    return 0;
+  }
+
+  // One step of curl's state machine for `fd` (or its timers), then collects what finished.
+  void Drive(curl_socket_t fd, int events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    int running = 0;
+    curl_multi_socket_action(multi_, fd, events, &running);
+    // The timer callback reports only changes; ask for the next expiry outright.
+    long next_ms = -1;
+    if (curl_multi_timeout(multi_, &next_ms) == CURLM_OK) OnTimer(multi_, next_ms, this);
+    CollectFinished();
+  }
+
+  // The event loop: waits for sockets and timers, drives curl, answers finished transfers.
   void Run() {
+    constexpr int kMaxEvents = 256;
+    epoll_event events[kMaxEvents];
     for (;;) {
-      std::deque<std::unique_ptr<Transfer>> batch;
-      bool stopping;
+      int wait_ms;
       {
         absl::MutexLock lock(&mu_);
-        batch.swap(queue_);
-        stopping = stopping_;
+        if (stopping_) break;
+        const absl::Time now = absl::Now();
+        loop_wakes_at_ = std::min(timer_deadline_, now + absl::Milliseconds(kMaxPollMs));
+        wait_ms = static_cast<int>(absl::ToInt64Milliseconds(
+            absl::Ceil(std::max(loop_wakes_at_ - now, absl::ZeroDuration()),
+                       absl::Milliseconds(1))));
       }
-      if (stopping) {
-        for (auto& transfer : batch) Complete(std::move(transfer), ShuttingDown());
-        break;
+      const int n = epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
+      std::vector<Outcome> done;
+      {
+        absl::MutexLock lock(&mu_);
+        loop_wakes_at_ = absl::InfinitePast();  // awake: Send need not wake the loop
+        for (int i = 0; i < n; ++i) {
+          const int fd = events[i].data.fd;
+          if (fd == wake_fd_) {
+            uint64_t count;
+            (void)!read(wake_fd_, &count, sizeof(count));
+            continue;
+          }
+          const uint32_t e = events[i].events;
+          Drive(fd, (e & EPOLLIN ? CURL_CSELECT_IN : 0) | (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                        (e & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0));
+        }
+        if (timer_deadline_ <= absl::Now()) Drive(CURL_SOCKET_TIMEOUT, 0);
+        done.swap(finished_);
       }
-      for (auto& transfer : batch) Start(std::move(transfer));
-      int running = 0;
-      curl_multi_perform(multi_, &running);
-      CollectFinished();
-      curl_multi_poll(multi_, nullptr, 0, kMaxPollMs, nullptr);
+      for (auto& [transfer, result] : done) Complete(std::move(transfer), std::move(result));
     }
-    // Fail what is in flight, then whatever raced in before stopped_ was set.
-    std::vector<std::unique_ptr<Transfer>> in_flight;
-    for (auto& [easy, transfer] : active_) in_flight.push_back(std::move(transfer));
-    active_.clear();
-    for (auto& transfer : in_flight) {
-      Release(transfer.get());
-      Complete(std::move(transfer), ShuttingDown());
-    }
-    std::deque<std::unique_ptr<Transfer>> late;
+    // Stopping (no Send gets past mu_ any more): fail what is in flight and what finished.
+    std::vector<Outcome> rest;
     {
       absl::MutexLock lock(&mu_);
-      stopped_ = true;
-      late.swap(queue_);
+      rest.swap(finished_);
+      for (auto& [easy, transfer] : active_) {
+        Release(transfer.get());
+        rest.emplace_back(std::move(transfer), ShuttingDown());
+      }
+      active_.clear();
     }
-    for (auto& transfer : late) Complete(std::move(transfer), ShuttingDown());
+    for (auto& [transfer, result] : rest) Complete(std::move(transfer), std::move(result));
   }
 
   // Calls the callback exactly once, outside any lock.
@@ -327,7 +407,7 @@ class CurlLeyrClient final : public LeyrClient {
     if (done) done(std::move(result));
   }
 
-  CURL* AcquireEasy() {
+  CURL* AcquireEasy() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!free_easy_.empty()) {
       CURL* easy = free_easy_.back();
       free_easy_.pop_back();
@@ -338,7 +418,7 @@ class CurlLeyrClient final : public LeyrClient {
   }
 
   // Detaches the transfer from curl and keeps its easy handle for reuse.
-  void Release(Transfer* transfer) {
+  void Release(Transfer* transfer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (transfer->easy != nullptr) {
       curl_multi_remove_handle(multi_, transfer->easy);
       if (free_easy_.size() <
@@ -355,7 +435,7 @@ class CurlLeyrClient final : public LeyrClient {
     }
   }
 
-  absl::Status Configure(Transfer* t) {
+  absl::Status Configure(Transfer* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const LeyrRequest& request = t->request;
     CURL* easy = t->easy;
     bool failed = false;
@@ -420,10 +500,12 @@ class CurlLeyrClient final : public LeyrClient {
     return absl::OkStatus();
   }
 
-  void Start(std::unique_ptr<Transfer> t) {
+  // Adds the transfer to curl, or queues its error for the loop thread.
+  void Start(std::unique_ptr<Transfer> t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const LeyrRequest& request = t->request;
     if (!credentials_ok_ || HasControl(request.code)) {
-      Complete(std::move(t), MakeError(absl::StatusCode::kInternal, reason::kInternal,
+      finished_.emplace_back(std::move(t),
+                             MakeError(absl::StatusCode::kInternal, reason::kInternal,
                                        "the Leyr credentials contain control characters"));
       return;
     }
@@ -431,9 +513,9 @@ class CurlLeyrClient final : public LeyrClient {
     if (request.deadline != absl::InfiniteFuture()) {
       const absl::Duration remaining = request.deadline - absl::Now();
       if (remaining <= absl::ZeroDuration()) {
-        Complete(std::move(t),
-                 MakeError(absl::StatusCode::kDeadlineExceeded, reason::kLeyrTimeout,
-                           "the deadline passed before the Leyr request was sent"));
+        finished_.emplace_back(
+            std::move(t), MakeError(absl::StatusCode::kDeadlineExceeded, reason::kLeyrTimeout,
+                                    "the deadline passed before the Leyr request was sent"));
         return;
       }
       timeout = std::min(timeout, remaining);
@@ -443,7 +525,8 @@ class CurlLeyrClient final : public LeyrClient {
     t->max_bytes = options_.max_response_bytes;
     t->easy = AcquireEasy();
     if (t->easy == nullptr) {
-      Complete(std::move(t), MakeError(absl::StatusCode::kInternal, reason::kInternal,
+      finished_.emplace_back(std::move(t),
+                             MakeError(absl::StatusCode::kInternal, reason::kInternal,
                                        "could not allocate a Leyr transfer"));
       return;
     }
@@ -455,7 +538,7 @@ class CurlLeyrClient final : public LeyrClient {
     if (!configured.ok()) {
       // Not added to the multi handle, so Release's remove is a harmless no-op.
       Release(t.get());
-      Complete(std::move(t), configured);
+      finished_.emplace_back(std::move(t), std::move(configured));
       return;
     }
     requests_started_.fetch_add(1, std::memory_order_relaxed);
@@ -463,7 +546,8 @@ class CurlLeyrClient final : public LeyrClient {
     active_.emplace(easy, std::move(t));
   }
 
-  void CollectFinished() {
+  // Moves finished transfers, with their outcome, to finished_.
+  void CollectFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     int left = 0;
     while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
       if (msg->msg != CURLMSG_DONE) continue;
@@ -480,30 +564,31 @@ class CurlLeyrClient final : public LeyrClient {
       Release(t.get());
       if (code != CURLE_OK) {
         absl::Status error = ErrorForCurlCode(code, *t);
-        Complete(std::move(t), std::move(error));
+        finished_.emplace_back(std::move(t), std::move(error));
         continue;
       }
       LeyrResponse response = std::move(t->response);
       response.status_code = static_cast<int>(status);
       response.new_connection = num_connects > 0;
       FilterResponseHeaders(&response.headers);
-      Complete(std::move(t), std::move(response));
+      finished_.emplace_back(std::move(t), std::move(response));
     }
   }
 
   CurlLeyrClientOptions options_;
   bool credentials_ok_ = true;
-  CURLM* multi_ = nullptr;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
   std::thread thread_;
 
   absl::Mutex mu_;
-  std::deque<std::unique_ptr<Transfer>> queue_ ABSL_GUARDED_BY(mu_);
+  CURLM* multi_ ABSL_PT_GUARDED_BY(mu_) = nullptr;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // the destructor asked the loop to end
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;   // the loop no longer takes requests
-
-  // Used only on the event-loop thread.
-  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
-  std::vector<CURL*> free_easy_;
+  absl::Time timer_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // curl's timer
+  absl::Time loop_wakes_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // while it waits
+  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_ ABSL_GUARDED_BY(mu_);
+  std::vector<CURL*> free_easy_ ABSL_GUARDED_BY(mu_);
+  std::vector<Outcome> finished_ ABSL_GUARDED_BY(mu_);  // answered by the loop thread
 
   std::atomic<int64_t> requests_started_{0};
   std::atomic<int64_t> requests_completed_{0};
