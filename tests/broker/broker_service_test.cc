@@ -295,7 +295,7 @@ TEST_F(BrokerServiceTest, WaitSeesCompletionFromAnotherRpc) {
 TEST_F(BrokerServiceTest, AuthenticatorHook) {
   Stop();
   Start([](grpc::CallbackServerContext*) -> absl::StatusOr<Caller> {
-    return Caller{"svc-billing"};
+    return Caller{"svc-billing", nullptr};
   });
   auto begun = Begin();
   auto id = begun.authorization().name().substr(strlen("authorizations/"));

@@ -339,7 +339,7 @@ TEST_F(FlowTest, SecretsNeverReachAnyLog) {
   Form form = OpenConsentPage(begun.authorize_uri(), "approve");
   Submit(form);
   Submit(form);
-  HttpRequest("POST", sandbox_url_ + "/sandbox/codes/revoke");
+  ASSERT_THAT(HttpRequest("POST", sandbox_url_ + "/sandbox/codes/revoke"), IsOk());
   (void)client_->CallLeyr(CareUnits(name));
   ASSERT_GE(secrets_.size(), 5u);
 

@@ -335,8 +335,8 @@ TEST(ShutdownTest, BrokerDrainsUnderLoadWithZeroFailedCallsAndExitsZero) {
       grpc::InsecureChannelCredentials(), args));
   std::atomic<bool> stop{false};
   absl::Mutex mu;
-  int ok ABSL_GUARDED_BY(mu) = 0;
-  std::vector<std::string> failures ABSL_GUARDED_BY(mu);
+  int ok = 0;                          // guarded by mu
+  std::vector<std::string> failures;  // guarded by mu
   std::vector<std::thread> load;
   for (int t = 0; t < 4; ++t) {
     load.emplace_back([&] {

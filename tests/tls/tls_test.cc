@@ -54,12 +54,6 @@ constexpr char kCode[] = "CANARY-athena-code-e41d7b";
 // Runs a shell command; true on exit 0.
 bool Shell(const std::string& command) { return std::system(command.c_str()) == 0; }
 
-std::string AddressIn(const std::string& line) {
-  const std::string key = "\"address\":\"";
-  size_t start = line.find(key) + key.size();
-  return line.substr(start, line.find('"', start) - start);
-}
-
 std::string StateOf(const std::string& authorize_uri) {
   auto fields = ParseFormUrlEncoded(authorize_uri.substr(authorize_uri.find('?') + 1));
   if (!fields.ok()) return "";
