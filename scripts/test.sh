@@ -10,7 +10,7 @@ scripts/install-deps.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$BUILD_DIR" -j2
 ctest --test-dir "$BUILD_DIR" -j2 --output-on-failure --timeout 300
-# libFuzzer targets (tests/fuzz), 30 s each, in their own clang build directory.
-scripts/fuzz.sh 30
+# libFuzzer targets (tests/fuzz), 60 s each, in their own clang build directory.
+scripts/fuzz.sh 60
 # The whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer (clang, build-asan).
 scripts/test-sanitizers.sh
