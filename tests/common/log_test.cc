@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "tests/testing/status_matchers.h"
 
 namespace leyr {
@@ -46,6 +48,16 @@ TEST(LogLineTest, WritesOneJsonLineOnStderr) {
   LEYR_LOG(Debug, "hidden").Field("x", "y");
   std::string out = ::testing::internal::GetCapturedStderr();
   EXPECT_THAT(out, StartsWith("{\"time\":\""));
+  // RFC 3339 in UTC with milliseconds, and the current time.
+  EXPECT_THAT(out, ::testing::ContainsRegex(
+                       "^\\{\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\."
+                       "[0-9]{3}Z\""));
+  absl::Time logged;
+  std::string error;
+  ASSERT_TRUE(absl::ParseTime("%Y-%m-%dT%H:%M:%E3SZ", out.substr(9, 24), absl::UTCTimeZone(),
+                              &logged, &error))
+      << error;
+  EXPECT_LT(absl::AbsDuration(absl::Now() - logged), absl::Seconds(5));
   EXPECT_THAT(out, HasSubstr("\"level\":\"info\",\"component\":\"unit\",\"msg\":\"listening\","
                              "\"address\":\"127.0.0.1:1234\",\"port\":1234,\"ok\":true,"
                              "\"quote\":\"say \\\"hi\\\"\\n\"}\n"));
