@@ -190,6 +190,25 @@ SLOW_BROKER=$STACK_BROKER SLOW_BROKER_PID=$STACK_BROKER_PID
 
 LEYR_PATH=/api/emrs/athenapractice/care-units
 CODE=$(fetch_code "$FAST_SANDBOX" "$FAST_SHIM")
+
+# The direct floor for the latency targets must cross CPUs as CallLeyr's upstream leg does
+# (Leyr is a network hop away). In the split layout the fast sandbox shares the load
+# generator's CPU, so a second one ("far") runs on the proxy's CPU for the direct-far runs.
+FAR_SANDBOX=
+if ((PIN && NCPU >= 2)) && [ "$LAYOUT" = split ]; then
+  mkdir -p "$W/far"
+  : >"$W/far/sandbox.log"
+  sed 's/"leyr_latency": "[^"]*"/"leyr_latency": "0s"/' "$W/fast/sandbox.json" >"$W/far/sandbox.json"
+  "${ON_PROXY[@]}" "$BIN_SANDBOX" --config="$W/far/sandbox.json" 2>"$W/far/sandbox.log" &
+  PIDS+=($!)
+  FAR_SANDBOX="http://$(listening $! "$W/far/sandbox.log" '127\.0\.0\.1:')"
+  FAR_CODE=$(fetch_code "$FAR_SANDBOX" "$FAST_SHIM")
+  {
+    echo "x-leyr-client-id: leyr-client"
+    echo "x-leyr-client-secret: $(cat "$W/fast/leyr-secret")"
+    echo "x-leyr-emr-oauth-code: $FAR_CODE"
+  } >"$W/far-headers"
+fi
 SECRET=$(cat "$W/fast/leyr-secret")
 {
   echo "x-leyr-client-id: leyr-client"
@@ -252,6 +271,10 @@ for c in $SWEEP; do
 done
 for c in 1 64; do
   [ -f "$OUT/echo-c$c.json" ] || bench "echo-c$c" --target=echo --address="$ECHO_ADDR" --concurrency="$c"
+  if [ -n "$FAR_SANDBOX" ]; then
+    bench "direct-far-c$c" --target=http --url="$FAR_SANDBOX$LEYR_PATH" \
+      --header_file="$W/far-headers" --concurrency="$c"
+  fi
 done
 bench begin-c64 --target=begin --address="$FAST_BROKER" --concurrency=64
 bench echo-begin-c64 --target=echo --address="$ECHO_ADDR" --concurrency=64
