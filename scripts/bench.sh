@@ -193,7 +193,7 @@ CODE=$(fetch_code "$FAST_SANDBOX" "$FAST_SHIM")
 
 # The direct floor for the latency targets must cross CPUs as CallLeyr's upstream leg does
 # (Leyr is a network hop away). In the split layout the fast sandbox shares the load
-# generator's CPU, so a second one ("far") runs on the proxy's CPU for the direct-far runs.
+# generator's CPU, so a second one ("far") runs on the proxy's CPU for the direct-far-c1 run.
 FAR_SANDBOX=
 if ((PIN && NCPU >= 2)) && [ "$LAYOUT" = split ]; then
   mkdir -p "$W/far"
@@ -271,7 +271,7 @@ for c in $SWEEP; do
 done
 for c in 1 64; do
   [ -f "$OUT/echo-c$c.json" ] || bench "echo-c$c" --target=echo --address="$ECHO_ADDR" --concurrency="$c"
-  if [ -n "$FAR_SANDBOX" ]; then
+  if [ -n "$FAR_SANDBOX" ] && [ "$c" = 1 ]; then
     bench "direct-far-c$c" --target=http --url="$FAR_SANDBOX$LEYR_PATH" \
       --header_file="$W/far-headers" --concurrency="$c"
   fi
