@@ -43,10 +43,10 @@ TEST(MetricsTest, HistogramBucketsAreCumulativeWithSumAndCount) {
   latency->WithLabels({"m"})->Observe(7.0);
   std::string text = metrics.Render();
   EXPECT_THAT(text, HasSubstr("# TYPE test_seconds histogram\n"));
-  EXPECT_THAT(text, HasSubstr("test_seconds_bucket{method=\"m\",le=\"0.10000000000000001\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("test_seconds_bucket{method=\"m\",le=\"0.1\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("test_seconds_bucket{method=\"m\",le=\"1\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("test_seconds_bucket{method=\"m\",le=\"+Inf\"} 4\n"));
-  EXPECT_THAT(text, HasSubstr("test_seconds_sum{method=\"m\"} 7.6500000000000004\n"));
+  EXPECT_THAT(text, HasSubstr("test_seconds_sum{method=\"m\"} 7.65\n"));
   EXPECT_THAT(text, HasSubstr("test_seconds_count{method=\"m\"} 4\n"));
 }
 
