@@ -283,6 +283,10 @@ TEST_F(LeyrClientTest, MethodsAndBodies) {
   EXPECT_EQ(seen[2].method, "DELETE");
   EXPECT_EQ(seen[3].method, "GET");
   EXPECT_EQ(seen[3].body, "");
+  for (const HttpRequest& r : seen) {
+    EXPECT_EQ(HeaderOf(r.headers, "expect"), "<absent>") << r.method;
+    EXPECT_EQ(HeaderOf(r.headers, "content-type"), "<absent>") << r.method;
+  }
 }
 
 TEST_F(LeyrClientTest, ErrorStatusesAreResponsesAndRedirectsAreNotFollowed) {
