@@ -386,9 +386,9 @@ class MhdHttpServer final : public HttpServer {
       for (auto& [conn, w] : watched_) {
         if (!w.receiving || w.closed_by_us || now - w.since < timeout) continue;
         w.closed_by_us = true;
-        shutdown(w.fd, SHUT_RDWR);
         LEYR_LOG(Info, "request_timeout")
-            .Field("detail", "closed a connection that did not send a whole request in time");
+            .Field("detail", "closing a connection that did not send a whole request in time");
+        shutdown(w.fd, SHUT_RDWR);
       }
     }
   }

@@ -717,7 +717,10 @@ TEST_F(HostileInputTest, TricklingClientIsClosedAfterTheRequestTimeout) {
   auto health = HttpRequest("GET", absl::StrCat("http://", *address, "/healthz"));
   ASSERT_THAT(health, IsOk());
   EXPECT_EQ(health->status, 200);
-  EXPECT_THAT((*shim)->Output(), ::testing::HasSubstr("request_timeout"));
+  EXPECT_THAT((*shim)->WaitForLine([](const std::string& line) {
+    return absl::StrContains(line, "\"msg\":\"request_timeout\"");
+  }),
+              IsOk());
   EXPECT_EQ((*shim)->Stop(), 0);
 }
 
