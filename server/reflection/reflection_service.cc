@@ -62,87 +62,54 @@ void ReflectionService::AddFile(const google::protobuf::FileDescriptor* file,
   }
 }
 
-namespace {
-
-// One reflection stream: read a request, write its answer, until the client half-closes.
-class ReflectionStream final
-    : public grpc::ServerBidiReactor<ServerReflectionRequest, ServerReflectionResponse> {
- public:
-  explicit ReflectionStream(const ReflectionService* service) : service_(service) {
-    StartRead(&request_);
-  }
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    response_ = service_->Answer(request_);
-    StartWrite(&response_);
-  }
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the reflection stream broke"));
-      return;
-    }
-    StartRead(&request_);
-  }
-  void OnDone() override { delete this; }
-
- private:
-  const ReflectionService* const service_;
-  ServerReflectionRequest request_;
-  ServerReflectionResponse response_;
-};
-
-}  // namespace
-
-grpc::ServerBidiReactor<ServerReflectionRequest, ServerReflectionResponse>*
-ReflectionService::ServerReflectionInfo(grpc::CallbackServerContext* /*context*/) {
-  return new ReflectionStream(this);
-}
-
-ServerReflectionResponse ReflectionService::Answer(const ServerReflectionRequest& request) const {
-  ServerReflectionResponse response;
-  response.set_valid_host(request.host());
-  *response.mutable_original_request() = request;
-  switch (request.message_request_case()) {
-    case ServerReflectionRequest::kFileByFilename:
-      AddFile(pool_.FindFileByName(request.file_by_filename()), &response);
-      break;
-    case ServerReflectionRequest::kFileContainingSymbol:
-      AddFile(pool_.FindFileContainingSymbol(request.file_containing_symbol()), &response);
-      break;
-    case ServerReflectionRequest::kFileContainingExtension: {
-      const auto& ext = request.file_containing_extension();
-      const auto* type = pool_.FindMessageTypeByName(ext.containing_type());
-      const auto* field =
-          type == nullptr ? nullptr : pool_.FindExtensionByNumber(type, ext.extension_number());
-      AddFile(field == nullptr ? nullptr : field->file(), &response);
-      break;
-    }
-    case ServerReflectionRequest::kAllExtensionNumbersOfType: {
-      const auto* type = pool_.FindMessageTypeByName(request.all_extension_numbers_of_type());
-      if (type == nullptr) {
-        SetError(&response, grpc::StatusCode::NOT_FOUND, "type not found");
+grpc::Status ReflectionService::ServerReflectionInfo(
+    grpc::ServerContext* /*context*/,
+    grpc::ServerReaderWriter<ServerReflectionResponse, ServerReflectionRequest>* stream) {
+  ServerReflectionRequest request;
+  while (stream->Read(&request)) {
+    ServerReflectionResponse response;
+    response.set_valid_host(request.host());
+    *response.mutable_original_request() = request;
+    switch (request.message_request_case()) {
+      case ServerReflectionRequest::kFileByFilename:
+        AddFile(pool_.FindFileByName(request.file_by_filename()), &response);
+        break;
+      case ServerReflectionRequest::kFileContainingSymbol:
+        AddFile(pool_.FindFileContainingSymbol(request.file_containing_symbol()), &response);
+        break;
+      case ServerReflectionRequest::kFileContainingExtension: {
+        const auto& ext = request.file_containing_extension();
+        const auto* type = pool_.FindMessageTypeByName(ext.containing_type());
+        const auto* field =
+            type == nullptr ? nullptr : pool_.FindExtensionByNumber(type, ext.extension_number());
+        AddFile(field == nullptr ? nullptr : field->file(), &response);
         break;
       }
-      auto* out = response.mutable_all_extension_numbers_response();
-      out->set_base_type_name(type->full_name());
-      std::vector<const google::protobuf::FieldDescriptor*> extensions;
-      pool_.FindAllExtensions(type, &extensions);
-      for (const auto* e : extensions) out->add_extension_number(e->number());
-      break;
-    }
-    case ServerReflectionRequest::kListServices:
-      for (const auto& name : services_) {
-        response.mutable_list_services_response()->add_service()->set_name(name);
+      case ServerReflectionRequest::kAllExtensionNumbersOfType: {
+        const auto* type = pool_.FindMessageTypeByName(request.all_extension_numbers_of_type());
+        if (type == nullptr) {
+          SetError(&response, grpc::StatusCode::NOT_FOUND, "type not found");
+          break;
+        }
+        auto* out = response.mutable_all_extension_numbers_response();
+        out->set_base_type_name(type->full_name());
+        std::vector<const google::protobuf::FieldDescriptor*> extensions;
+        pool_.FindAllExtensions(type, &extensions);
+        for (const auto* e : extensions) out->add_extension_number(e->number());
+        break;
       }
-      break;
-    default:
-      SetError(&response, grpc::StatusCode::INVALID_ARGUMENT, "no request");
-      break;
+      case ServerReflectionRequest::kListServices:
+        for (const auto& name : services_) {
+          response.mutable_list_services_response()->add_service()->set_name(name);
+        }
+        break;
+      default:
+        SetError(&response, grpc::StatusCode::INVALID_ARGUMENT, "no request");
+        break;
+    }
+    if (!stream->Write(response)) break;
   }
-  return response;
+  return grpc::Status::OK;
 }
 
 }  // namespace leyr

@@ -21,7 +21,7 @@ namespace leyr {
 // Replaces gRPC's reflection plugin (which serves the comment-less generated pool); a binary
 // must not register both.
 class ReflectionService final
-    : public grpc::reflection::v1alpha::ServerReflection::CallbackService {
+    : public grpc::reflection::v1alpha::ServerReflection::Service {
  public:
   // Fails when the embedded descriptor set does not parse or build.
   static absl::StatusOr<std::unique_ptr<ReflectionService>> Create();
@@ -29,15 +29,11 @@ class ReflectionService final
   // The full names of the services described, for `list`.
   const std::vector<std::string>& services() const { return services_; }
 
-  // The callback API, like the broker's own service: a server with no synchronous service
-  // has no thread pool of synchronous pollers (which also took I/O of the other RPCs).
-  grpc::ServerBidiReactor<grpc::reflection::v1alpha::ServerReflectionRequest,
-                          grpc::reflection::v1alpha::ServerReflectionResponse>*
-  ServerReflectionInfo(grpc::CallbackServerContext* context) override;
-
-  // The answer to one request.
-  grpc::reflection::v1alpha::ServerReflectionResponse Answer(
-      const grpc::reflection::v1alpha::ServerReflectionRequest& request) const;
+  grpc::Status ServerReflectionInfo(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<grpc::reflection::v1alpha::ServerReflectionResponse,
+                               grpc::reflection::v1alpha::ServerReflectionRequest>* stream)
+      override;
 
  private:
   ReflectionService() = default;
