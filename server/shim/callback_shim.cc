@@ -223,6 +223,22 @@ struct BrokerCall {
   }
 };
 
+constexpr int64_t kMaxTimeoutSeconds = 3600;
+
+// A Duration key: unset gives `fallback`; a negative value is refused, and so is one of more
+// than `max_seconds` whole seconds (when given).
+absl::StatusOr<absl::Duration> DurationKey(const google::protobuf::Duration& d,
+                                           absl::string_view key, absl::Duration fallback,
+                                           int64_t max_seconds = -1) {
+  if (d.seconds() < 0 || d.nanos() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(key, ": must be positive"));
+  }
+  if (max_seconds >= 0 && d.seconds() > max_seconds) {
+    return absl::InvalidArgumentError(absl::StrCat(key, ": must be at most ", max_seconds, "s"));
+  }
+  return DurationOr(d, fallback);
+}
+
 }  // namespace
 
 absl::StatusOr<ShimSettings> ValidateShimConfig(const config::ShimConfig& config) {
@@ -256,25 +272,14 @@ absl::StatusOr<ShimSettings> ValidateShimConfig(const config::ShimConfig& config
   }
   s.http.max_body_bytes =
       config.max_body_bytes() == 0 ? 16384 : static_cast<size_t>(config.max_body_bytes());
-  if (config.broker_timeout().seconds() < 0 || config.broker_timeout().nanos() < 0) {
-    return absl::InvalidArgumentError("broker_timeout: must be positive");
-  }
-  s.broker_timeout = DurationOr(config.broker_timeout(), absl::Seconds(10));
-  if (config.read_timeout().seconds() < 0 || config.read_timeout().nanos() < 0) {
-    return absl::InvalidArgumentError("read_timeout: must be positive");
-  }
-  if (config.read_timeout().seconds() > 3600) {
-    // libmicrohttpd takes an unsigned int of seconds; larger values would turn the timeout off.
-    return absl::InvalidArgumentError("read_timeout: must be at most 3600s");
-  }
-  s.http.read_timeout = DurationOr(config.read_timeout(), absl::Seconds(10));
-  if (config.request_timeout().seconds() < 0 || config.request_timeout().nanos() < 0) {
-    return absl::InvalidArgumentError("request_timeout: must be positive");
-  }
-  if (config.request_timeout().seconds() > 3600) {
-    return absl::InvalidArgumentError("request_timeout: must be at most 3600s");
-  }
-  s.http.request_timeout = DurationOr(config.request_timeout(), absl::Seconds(30));
+  LEYR_ASSIGN_OR_RETURN(s.broker_timeout,
+                        DurationKey(config.broker_timeout(), "broker_timeout", absl::Seconds(10)));
+  // libmicrohttpd takes an unsigned int of seconds; larger values would turn its timeout off.
+  LEYR_ASSIGN_OR_RETURN(s.http.read_timeout, DurationKey(config.read_timeout(), "read_timeout",
+                                                         absl::Seconds(10), kMaxTimeoutSeconds));
+  LEYR_ASSIGN_OR_RETURN(s.http.request_timeout,
+                        DurationKey(config.request_timeout(), "request_timeout",
+                                    absl::Seconds(30), kMaxTimeoutSeconds));
   if (config.max_connections() < 0) {
     return absl::InvalidArgumentError("max_connections: must be positive");
   }

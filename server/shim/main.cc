@@ -46,23 +46,20 @@ int main(int argc, char** argv) {
     LEYR_LOG(Error, "bad configuration").Field("error", "--config is required");
     return 2;
   }
+  // A configuration that does not load or validate: logged, also printed plainly for
+  // --check-config, exit 2.
+  auto bad_configuration = [](const absl::Status& status) {
+    LEYR_LOG(Error, "bad configuration").Field("error", status.message());
+    if (absl::GetFlag(FLAGS_check_config)) {
+      std::fprintf(stderr, "%s\n", std::string(status.message()).c_str());
+    }
+    return 2;
+  };
   leyr::config::ShimConfig config;
   auto overrides = leyr::LoadConfigWithEnvOverrides(path, "LEYR_SHIM_", &config);
-  if (!overrides.ok()) {
-    LEYR_LOG(Error, "bad configuration").Field("error", overrides.status().message());
-    if (absl::GetFlag(FLAGS_check_config)) {
-      std::fprintf(stderr, "%s\n", std::string(overrides.status().message()).c_str());
-    }
-    return 2;
-  }
+  if (!overrides.ok()) return bad_configuration(overrides.status());
   absl::StatusOr<leyr::shim::ShimSettings> settings = leyr::shim::ValidateShimConfig(config);
-  if (!settings.ok()) {
-    LEYR_LOG(Error, "bad configuration").Field("error", settings.status().message());
-    if (absl::GetFlag(FLAGS_check_config)) {
-      std::fprintf(stderr, "%s\n", std::string(settings.status().message()).c_str());
-    }
-    return 2;
-  }
+  if (!settings.ok()) return bad_configuration(settings.status());
   if (absl::GetFlag(FLAGS_check_config)) {
     std::printf("configuration '%s' is valid\n", path.c_str());
     return 0;
