@@ -252,7 +252,10 @@ class MhdHttpServer final : public HttpServer {
     MHD_OptionItem ops[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &listen.addr},
         {MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, nullptr},
-        {MHD_OPTION_CONNECTION_LIMIT, max_conn, nullptr},
+        // libmicrohttpd divides its limit among the pool's threads, and a thread that has
+        // accepted its share refuses more even while others are idle; so each thread may hold
+        // the whole limit and Accept() below enforces it across threads.
+        {MHD_OPTION_CONNECTION_LIMIT, max_conn * threads, nullptr},
         {MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, nullptr},
         {MHD_OPTION_END, 0, nullptr},
     };
@@ -276,7 +279,8 @@ class MhdHttpServer final : public HttpServer {
       tls_ops[0].option = MHD_OPTION_END;
     }
     daemon_ = MHD_start_daemon(
-        flags, static_cast<uint16_t>(listen.port), nullptr, nullptr, &MhdHttpServer::Access, this,
+        flags, static_cast<uint16_t>(listen.port), &MhdHttpServer::Accept, this,
+        &MhdHttpServer::Access, this,
         MHD_OPTION_EXTERNAL_LOGGER, &MhdLogger, nullptr,
         MHD_OPTION_NOTIFY_COMPLETED, &MhdHttpServer::Completed, this,
         MHD_OPTION_NOTIFY_CONNECTION, &MhdHttpServer::ConnectionEvent, this,
@@ -346,6 +350,16 @@ class MhdHttpServer final : public HttpServer {
     absl::Time since;       // when `receiving` last became true
     bool closed_by_us = false;
   };
+
+  // Refuses a connection while max_connections are open. Two threads accepting at the same
+  // instant may both pass, so the limit can be exceeded by at most threads - 1.
+  static MHD_Result Accept(void* cls, const sockaddr*, socklen_t) {
+    auto* self = static_cast<MhdHttpServer*>(cls);
+    absl::MutexLock lock(&self->watch_mu_);
+    return self->watched_.size() < static_cast<size_t>(std::max(1, self->options_.max_connections))
+               ? MHD_YES
+               : MHD_NO;
+  }
 
   static void ConnectionEvent(void* cls, MHD_Connection* conn, void**,
                               MHD_ConnectionNotificationCode code) {

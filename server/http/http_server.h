@@ -56,7 +56,8 @@ struct HttpServerOptions {
   // was opened, or after its previous answer, is closed, however slowly it trickles. The time
   // the handler takes to answer does not count.
   absl::Duration request_timeout = absl::Seconds(30);
-  // Connections beyond this are refused.
+  // Connections beyond this many open at once are refused (closed on accept), whichever
+  // worker thread accepts them.
   int max_connections = 256;
   // Worker threads of the event loop (libmicrohttpd's thread pool).
   int threads = 2;

@@ -6,6 +6,7 @@
 #include <future>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -256,6 +257,47 @@ TEST_F(HttpServerTest, OtherRequestsProceedWhileOneIsSuspended) {
   }
   respond(HttpResponse{200, {}, "parked"});
   EXPECT_EQ(slow.get().body, "parked");
+}
+
+TEST_F(HttpServerTest, ConnectionLimitHoldsAcrossWorkerThreads) {
+  // Four worker threads and room for four connections. libmicrohttpd on its own gives each
+  // thread a quarter of the limit, so a thread refuses its second connection while others sit
+  // idle: all four must be served however the accepts fall, and a fifth refused.
+  HttpServerOptions options;
+  options.threads = 4;
+  options.max_connections = 4;
+  absl::Mutex mu;
+  std::vector<HttpResponder> parked;
+  StartServer(options, [&](HttpRequest, HttpResponder respond) {
+    absl::MutexLock lock(&mu);
+    parked.push_back(std::move(respond));
+  });
+  std::vector<std::future<CurlResult>> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(std::async(std::launch::async, [&] { return Fetch("GET", Url("/hold"), nullptr); }));
+  }
+  {
+    absl::MutexLock lock(&mu);
+    auto all_four = [&parked] { return parked.size() == 4; };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all_four), absl::Seconds(30)))
+        << parked.size() << " of 4 connections reached the handler";
+  }
+  CurlResult extra = Fetch("GET", Url("/extra"), nullptr);
+  EXPECT_NE(extra.code, CURLE_OK) << "served beyond max_connections: " << extra.status;
+
+  std::vector<HttpResponder> release;
+  {
+    absl::MutexLock lock(&mu);
+    release.swap(parked);
+  }
+  for (HttpResponder& respond : release) respond(HttpResponse{200, {}, "held"});
+  for (auto& f : held) {
+    CurlResult r = f.get();
+    EXPECT_EQ(r.code, CURLE_OK);
+    EXPECT_EQ(r.body, "held");
+  }
+  absl::MutexLock lock(&mu);
+  EXPECT_TRUE(parked.empty()) << "the refused connection reached the handler";
 }
 
 TEST_F(HttpServerTest, DroppedResponderAnswers500) {
