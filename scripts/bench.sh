@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark of issue 7, in one command (loopback only; not part of scripts/test.sh):
 #
-#   scripts/bench.sh [--quick] [--no-pin] [--no-install] [--no-build]
+#   scripts/bench.sh [--quick] [--no-pin] [--no-install] [--no-build] [--rounds-only]
 #
 # Installs nginx, gnuplot and wrk with apt-get when missing, builds the servers and the harness
 # (tests/bench/), starts on port 0: leyr-bench-echo, two stacks of shim + sandbox + broker (one
@@ -18,19 +18,23 @@
 # Writes build dir/bench/results.json and regenerates docs/benchmarks.md and
 # docs/benchmarks.png. Environment: BENCH_BUILD_DIR (default build-bench), BENCH_JOBS (build
 # parallelism, default nproc), BENCH_DURATION (seconds per run, default 10),
-# BENCH_CONCURRENCY (sweep, default "1 4 16 64 128"), BENCH_LAYOUT (split or together),
-# WRK=1 to add wrk's view of nginx.
+# BENCH_CONCURRENCY (sweep, default "1 4 16 64 128"), BENCH_ROUNDS and BENCH_ROUND_DURATION
+# (interleaved rounds for the latency targets, default 5 of 3 s), BENCH_LAYOUT (split or together),
+# BENCH_ROUND_CONCURRENCY (the rounds' concurrencies, default "1 64"), WRK=1 to add wrk's view
+# of nginx. --rounds-only runs only the interleaved latency rounds and prints their targets,
+# without touching docs/ (for trying a change quickly).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-QUICK=0 PIN=1 INSTALL=1 BUILD=1
+QUICK=0 PIN=1 INSTALL=1 BUILD=1 ROUNDS_ONLY=0
 for arg; do
   case $arg in
     --quick) QUICK=1 ;;
     --no-pin) PIN=0 ;;
     --no-install) INSTALL=0 ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --rounds-only) ROUNDS_ONLY=1 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -39,7 +43,12 @@ DURATION=${BENCH_DURATION:-10}
 SWEEP=${BENCH_CONCURRENCY:-1 4 16 64 128}
 WARMUP=2
 SLOW_CONCURRENCY=2000
-if ((QUICK)); then DURATION=${BENCH_DURATION:-2}; SWEEP=${BENCH_CONCURRENCY:-1 64}; WARMUP=1; fi
+ROUNDS=${BENCH_ROUNDS:-5}
+ROUND_DURATION=${BENCH_ROUND_DURATION:-3}
+if ((QUICK)); then
+  DURATION=${BENCH_DURATION:-2}; SWEEP=${BENCH_CONCURRENCY:-1 64}; WARMUP=1
+  ROUNDS=${BENCH_ROUNDS:-1}; ROUND_DURATION=${BENCH_ROUND_DURATION:-1}
+fi
 COMMAND="scripts/bench.sh $*"
 PY=/usr/bin/python3
 
@@ -260,7 +269,8 @@ for _ in $(seq 100); do curl -fs -o /dev/null "$NGINX_URL$LEYR_PATH" && break; s
 curl -fsS -o /dev/null "$NGINX_URL$LEYR_PATH" || { echo "bench: nginx does not answer" >&2; exit 1; }
 
 # ---- runs -----------------------------------------------------------------------------------
-echo "bench: closed-loop sweep over concurrency $SWEEP" >&2
+((ROUNDS_ONLY)) && SWEEP=
+[ -z "$SWEEP" ] || echo "bench: closed-loop sweep over concurrency $SWEEP" >&2
 for c in $SWEEP; do
   bench "echo-c$c" --target=echo --address="$ECHO_ADDR" --concurrency="$c"
   bench "direct-c$c" --target=http --url="$FAST_SANDBOX$LEYR_PATH" \
@@ -269,13 +279,37 @@ for c in $SWEEP; do
     --concurrency="$c"
   bench "broker-c$c" --target=callleyr --address="$FAST_BROKER" --path="$LEYR_PATH" --concurrency="$c"
 done
-for c in 1 64; do
+for c in $( ((ROUNDS_ONLY)) || echo 1 64); do
   [ -f "$OUT/echo-c$c.json" ] || bench "echo-c$c" --target=echo --address="$ECHO_ADDR" --concurrency="$c"
   if [ -n "$FAR_SANDBOX" ] && [ "$c" = 1 ]; then
     bench "direct-far-c$c" --target=http --url="$FAR_SANDBOX$LEYR_PATH" \
       --header_file="$W/far-headers" --concurrency="$c"
   fi
 done
+# The latency targets, in interleaved rounds: a run at a time is at the mercy of whatever else
+# the VM's host does in those seconds, so each round measures echo, direct and CallLeyr one
+# after another, and the report takes the median of the rounds' ratios.
+ROUND_CONCURRENCY=${BENCH_ROUND_CONCURRENCY:-1 64}
+echo "bench: $ROUNDS interleaved rounds of echo, direct and CallLeyr at c=${ROUND_CONCURRENCY// /, c=}" >&2
+for r in $(seq "$ROUNDS"); do
+  for c in $ROUND_CONCURRENCY; do
+    bench "r$r-echo-c$c" --target=echo --address="$ECHO_ADDR" --concurrency="$c" \
+      --duration="${ROUND_DURATION}s" --warmup=1s
+    if [ -n "$FAR_SANDBOX" ] && [ "$c" = 1 ]; then
+      bench "r$r-direct-far-c$c" --target=http --url="$FAR_SANDBOX$LEYR_PATH" \
+        --header_file="$W/far-headers" --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
+    else
+      bench "r$r-direct-c$c" --target=http --url="$FAST_SANDBOX$LEYR_PATH" \
+        --header_file="$W/direct-headers" --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
+    fi
+    bench "r$r-broker-c$c" --target=callleyr --address="$FAST_BROKER" --path="$LEYR_PATH" \
+      --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
+  done
+done
+if ((ROUNDS_ONLY)); then
+  $PY "$ROOT/tests/bench/report.py" --results="$OUT" --out-json="$OUT/results.json"
+  exit 0
+fi
 bench begin-c64 --target=begin --address="$FAST_BROKER" --concurrency=64
 bench echo-begin-c64 --target=echo --address="$ECHO_ADDR" --concurrency=64
 
@@ -301,10 +335,17 @@ echo "  reuse: $NEW_CONNS new connections for $((REQ_AFTER - REQ_BEFORE)) Leyr r
 
 # Slow upstream: 2,000 CallLeyr in flight against a sandbox that answers after 1 s.
 echo "bench: slow upstream, $SLOW_CONCURRENCY in flight" >&2
+# Samples PID's threads and memory every 0.2 s into OUT; the names of its threads when their
+# count was highest go to OUT.names (which threads a cap would have to bound).
 sample_status() {
-  local pid=$1 out=$2
+  local pid=$1 out=$2 most=0 t
   while kill -0 "$pid" 2>/dev/null; do
     awk '/^Threads:/ {t = $2} /^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {print t, r, h}' "/proc/$pid/status" >>"$out" || true
+    t=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    if ((t > most)); then
+      most=$t
+      cat /proc/"$pid"/task/*/comm 2>/dev/null | sort | uniq -c | awk '{print $2 "=" $1}' >"$out.names" || true
+    fi
     sleep 0.2
   done
 }
@@ -320,8 +361,13 @@ kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true
 $PY - "$W/slow-status" "$OUT/slow-process.json" <<'PY'
 import json, sys
 rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if len(l.split()) == 3]
+try:
+    names = " ".join(open(sys.argv[1] + ".names").read().split())
+except OSError:
+    names = ""
 json.dump({"samples": len(rows), "max_threads": max(r[0] for r in rows),
-           "max_vmrss_kb": max(r[1] for r in rows), "vmhwm_kb": max(r[2] for r in rows)},
+           "max_vmrss_kb": max(r[1] for r in rows), "vmhwm_kb": max(r[2] for r in rows),
+           "threads_at_max": names},
           open(sys.argv[2], "w"))
 PY
 cat "$OUT/slow.json" "$OUT/slow-process.json" >&2; echo >&2

@@ -40,17 +40,37 @@ def targets(runs):
         # CPU contention, and the plain direct run meets the same contention as the broker's
         # upstream (its sandbox shares the load generator's CPU), while direct-far's sandbox
         # has a CPU to itself.
-        far = runs.get(f"direct-far-c{c}") if c == 1 else None
-        b, d, e = runs.get(f"broker-c{c}"), far or runs.get(f"direct-c{c}"), runs.get(f"echo-c{c}")
-        if not (b and d and e):
+        direct_kind = "direct-far" if c == 1 and (f"direct-far-c{c}" in runs or
+                                                   f"r1-direct-far-c{c}" in runs) else "direct"
+        direct = "direct across CPUs" if direct_kind == "direct-far" else "direct"
+        # Interleaved rounds (r1-…, r2-…) when the run has them: the median of the rounds'
+        # ratios; otherwise the single runs of the sweep.
+        rounds = []
+        for k in range(1, 1000):
+            trio = [runs.get(f"r{k}-{kind}-c{c}") for kind in ("broker", direct_kind, "echo")]
+            if not all(trio):
+                break
+            rounds.append(trio)
+        single = [runs.get(f"broker-c{c}"), runs.get(f"{direct_kind}-c{c}"), runs.get(f"echo-c{c}")]
+        if not rounds and all(single):
+            rounds = [single]
+        if not rounds:
             continue
-        direct = "direct across CPUs" if far else "direct"
         for q, limit in (("p50", 1.5), ("p99", 2.0)):
-            added = p(b, q) - p(d, q)
-            ratio = added / p(e, q) if p(e, q) > 0 else float("inf")
-            add(f"latency the broker adds, c={c} {q}: (CallLeyr − {direct}) / echo",
-                f"({p(b, q) / 1e3:.3f} − {p(d, q) / 1e3:.3f}) / {p(e, q) / 1e3:.3f} ms",
-                ratio, f"≤ {limit}", ratio <= limit)
+            ratios = []
+            for b, d, e in rounds:
+                added = p(b, q) - p(d, q)
+                ratios.append(added / p(e, q) if p(e, q) > 0 else float("inf"))
+            order = sorted(range(len(ratios)), key=lambda i: ratios[i])
+            mid = order[len(order) // 2]
+            b, d, e = rounds[mid]
+            ratio = ratios[mid]
+            measured = f"({p(b, q) / 1e3:.3f} − {p(d, q) / 1e3:.3f}) / {p(e, q) / 1e3:.3f} ms"
+            what = f"latency the broker adds, c={c} {q}: (CallLeyr − {direct}) / echo"
+            if len(rounds) > 1:
+                what += f", median of {len(rounds)} rounds"
+                measured += " (rounds: " + ", ".join(f"{x:.2f}" for x in ratios) + ")"
+            add(what, measured, ratio, f"≤ {limit}", ratio <= limit)
     b, n = runs.get("broker-c64"), runs.get("nginx-c64")
     if b and n:
         ratio = b["throughput_rps"] / n["throughput_rps"] if n["throughput_rps"] else 0
@@ -148,6 +168,10 @@ def doc(args, runs, rows):
         "",
         "## Targets",
         "",
+        "The latency targets come from interleaved rounds (`rN-echo`, `rN-direct…`, `rN-broker`",
+        "one after another, then the next round); the table gives the round with the median ratio",
+        "and every round's ratio, since on a shared VM one run alone can be off by a third.",
+        "",
         "\"Direct across CPUs\" (run `direct-far-c1`, split layout only) calls a second sandbox",
         "pinned on the broker's CPU, so that the c=1 direct floor crosses CPUs once, as each of",
         "CallLeyr's two hops does (in production each is a network hop). At c=64 the plain",
@@ -181,6 +205,8 @@ def doc(args, runs, rows):
         lines += ["", f"Slow upstream, broker process: max Threads {sp['max_threads']}, max VmRSS "
                       f"{sp['max_vmrss_kb'] / 1024:.0f} MB, VmHWM {sp['vmhwm_kb'] / 1024:.0f} MB "
                       f"({sp['samples']} samples of /proc/PID/status every 0.2 s)."]
+        if sp.get("threads_at_max"):
+            lines += ["", f"Its threads at the highest count, by name: `{sp['threads_at_max']}`."]
     lines += ["", "## Latency against throughput", "",
               "![latency against throughput](benchmarks.png)", ""]
     if args.notes and os.path.exists(args.notes):
