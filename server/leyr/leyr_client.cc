@@ -316,7 +316,10 @@ class CurlLeyrClient final : public LeyrClient {
 
   // CURLMOPT_SOCKETFUNCTION: mirrors what curl wants to wait for into the epoll set. Called
   // inside libcurl calls, so under mu_.
-  static int OnSocket(CURL*, curl_socket_t fd, int what, void* self_ptr, void*) {
+  // A socket's first report is added to the epoll set and marked with curl_multi_assign (curl
+  // hands the mark back as `socketp` until it removes the socket), later ones modify it: one
+  // epoll_ctl per report, never a MOD that fails for a socket not yet added.
+  static int OnSocket(CURL*, curl_socket_t fd, int what, void* self_ptr, void* socketp) {
     auto* self = static_cast<CurlLeyrClient*>(self_ptr);
     if (what == CURL_POLL_REMOVE) {
       epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
@@ -325,8 +328,15 @@ class CurlLeyrClient final : public LeyrClient {
     epoll_event ev{};
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
     ev.data.fd = fd;
-    if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) {
-      epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    if (socketp != nullptr) {
+      if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) {
+        epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+      }
+    } else {
+      if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
+        epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+      }
+      curl_multi_assign(self->multi_, fd, self);
     }
     return 0;
   }
