@@ -21,7 +21,7 @@
 # BENCH_CONCURRENCY (sweep, default "1 4 16 64 128"), BENCH_ROUNDS and BENCH_ROUND_DURATION
 # (interleaved rounds for the latency targets, default 5 of 3 s), BENCH_LAYOUT (split or together),
 # BENCH_ROUND_CONCURRENCY (the rounds' concurrencies, default "1 64"), WRK=1 to add wrk's view
-# of nginx. --rounds-only runs only the interleaved latency rounds and prints their targets,
+# of nginx, BENCH_BROKER_B (an A/B comparison, below). --rounds-only runs only the interleaved latency rounds and prints their targets,
 # without touching docs/ (for trying a change quickly).
 set -euo pipefail
 
@@ -194,6 +194,14 @@ ECHO_ADDR=$(listening $! "$W/echo.log" '127\.0\.0\.1:')
 
 start_stack fast 0s
 FAST_BROKER=$STACK_BROKER FAST_BROKER_PID=$STACK_BROKER_PID FAST_SANDBOX=$STACK_SANDBOX FAST_SHIM=$STACK_SHIM
+# BENCH_BROKER_B=PATH: a second broker binary (for example the previous commit's) in a stack of
+# its own, measured in every round right after the first, for an A/B comparison in one run.
+BROKER_B=${BENCH_BROKER_B:-}
+if [ -n "$BROKER_B" ]; then
+  BIN_BROKER_A=$BIN_BROKER BIN_BROKER=$BROKER_B
+  start_stack fastb 0s
+  BIN_BROKER=$BIN_BROKER_A FASTB_BROKER=$STACK_BROKER
+fi
 start_stack slow 1s
 SLOW_BROKER=$STACK_BROKER SLOW_BROKER_PID=$STACK_BROKER_PID
 
@@ -304,6 +312,10 @@ for r in $(seq "$ROUNDS"); do
     fi
     bench "r$r-broker-c$c" --target=callleyr --address="$FAST_BROKER" --path="$LEYR_PATH" \
       --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
+    if [ -n "$BROKER_B" ]; then
+      bench "r$r-brokerb-c$c" --target=callleyr --address="$FASTB_BROKER" --path="$LEYR_PATH" \
+        --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
+    fi
   done
 done
 if ((ROUNDS_ONLY)); then

@@ -26,6 +26,38 @@ def p(run, q):
     return run["latency_us"][q]
 
 
+def latency_rows(add, runs, c, broker, direct_kind, direct):
+    """The added-latency targets at concurrency c for `broker` ("brokerb": BENCH_BROKER_B)."""
+    rounds = []
+    for k in range(1, 1000):
+        trio = [runs.get(f"r{k}-{kind}-c{c}") for kind in (broker, direct_kind, "echo")]
+        if not all(trio):
+            break
+        rounds.append(trio)
+    single = [runs.get(f"{broker}-c{c}"), runs.get(f"{direct_kind}-c{c}"), runs.get(f"echo-c{c}")]
+    if not rounds and all(single):
+        rounds = [single]
+    if not rounds:
+        return
+    for q, limit in (("p50", 1.5), ("p99", 2.0)):
+        ratios = []
+        for b, d, e in rounds:
+            added = p(b, q) - p(d, q)
+            ratios.append(added / p(e, q) if p(e, q) > 0 else float("inf"))
+        order = sorted(range(len(ratios)), key=lambda i: ratios[i])
+        mid = order[len(order) // 2]
+        b, d, e = rounds[mid]
+        ratio = ratios[mid]
+        measured = f"({p(b, q) / 1e3:.3f} − {p(d, q) / 1e3:.3f}) / {p(e, q) / 1e3:.3f} ms"
+        what = f"latency the broker adds, c={c} {q}: (CallLeyr − {direct}) / echo"
+        if broker == "brokerb":
+            what = "B: " + what
+        if len(rounds) > 1:
+            what += f", median of {len(rounds)} rounds"
+            measured += " (rounds: " + ", ".join(f"{x:.2f}" for x in ratios) + ")"
+        add(what, measured, ratio, f"≤ {limit}", ratio <= limit)
+
+
 def targets(runs):
     """Rows: (what, measured text, ratio, target text, met)."""
     rows = []
@@ -45,32 +77,17 @@ def targets(runs):
         direct = "direct across CPUs" if direct_kind == "direct-far" else "direct"
         # Interleaved rounds (r1-…, r2-…) when the run has them: the median of the rounds'
         # ratios; otherwise the single runs of the sweep.
-        rounds = []
-        for k in range(1, 1000):
-            trio = [runs.get(f"r{k}-{kind}-c{c}") for kind in ("broker", direct_kind, "echo")]
-            if not all(trio):
-                break
-            rounds.append(trio)
-        single = [runs.get(f"broker-c{c}"), runs.get(f"{direct_kind}-c{c}"), runs.get(f"echo-c{c}")]
-        if not rounds and all(single):
-            rounds = [single]
-        if not rounds:
-            continue
-        for q, limit in (("p50", 1.5), ("p99", 2.0)):
-            ratios = []
-            for b, d, e in rounds:
-                added = p(b, q) - p(d, q)
-                ratios.append(added / p(e, q) if p(e, q) > 0 else float("inf"))
-            order = sorted(range(len(ratios)), key=lambda i: ratios[i])
-            mid = order[len(order) // 2]
-            b, d, e = rounds[mid]
-            ratio = ratios[mid]
-            measured = f"({p(b, q) / 1e3:.3f} − {p(d, q) / 1e3:.3f}) / {p(e, q) / 1e3:.3f} ms"
-            what = f"latency the broker adds, c={c} {q}: (CallLeyr − {direct}) / echo"
-            if len(rounds) > 1:
-                what += f", median of {len(rounds)} rounds"
-                measured += " (rounds: " + ", ".join(f"{x:.2f}" for x in ratios) + ")"
-            add(what, measured, ratio, f"≤ {limit}", ratio <= limit)
+        for broker in ("broker", "brokerb"):
+            latency_rows(add, runs, c, broker, direct_kind, direct)
+
+        # A/B (BENCH_BROKER_B): B's throughput over A's, round by round. Not a target.
+        ab = [runs[f"r{k}-brokerb-c{c}"]["throughput_rps"] / runs[f"r{k}-broker-c{c}"]["throughput_rps"]
+              for k in range(1, 1000)
+              if f"r{k}-brokerb-c{c}" in runs and runs[f"r{k}-broker-c{c}"]["throughput_rps"]]
+        if ab:
+            median = sorted(ab)[len(ab) // 2]
+            add(f"B: CallLeyr throughput B / A, c={c}, median of {len(ab)} rounds",
+                "rounds: " + ", ".join(f"{x:.2f}" for x in ab), median, "(comparison)", True)
     b, n = runs.get("broker-c64"), runs.get("nginx-c64")
     if b and n:
         ratio = b["throughput_rps"] / n["throughput_rps"] if n["throughput_rps"] else 0
