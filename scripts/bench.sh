@@ -73,7 +73,7 @@ if ((BUILD)); then
   cmake --build "$BUILD_DIR" -j"${BENCH_JOBS:-$(nproc)}" --target leyr-broker leyr-sandbox \
     leyr-callback-shim leyr-bench leyr-bench-echo
 fi
-BIN_BROKER=$BUILD_DIR/server/broker/leyr-broker
+BIN_BROKER=${BENCH_BROKER_A:-$BUILD_DIR/server/broker/leyr-broker}
 BIN_SANDBOX=$BUILD_DIR/server/sandbox/leyr-sandbox
 BIN_SHIM=$BUILD_DIR/server/shim/leyr-callback-shim
 BIN_BENCH=$BUILD_DIR/tests/bench/leyr-bench
@@ -195,7 +195,8 @@ ECHO_ADDR=$(listening $! "$W/echo.log" '127\.0\.0\.1:')
 start_stack fast 0s
 FAST_BROKER=$STACK_BROKER FAST_BROKER_PID=$STACK_BROKER_PID FAST_SANDBOX=$STACK_SANDBOX FAST_SHIM=$STACK_SHIM
 # BENCH_BROKER_B=PATH: a second broker binary (for example the previous commit's) in a stack of
-# its own, measured in every round right after the first, for an A/B comparison in one run.
+# its own, measured in every round next to the first (BENCH_BROKER_A, default the build's), for
+# an A/B comparison in one run.
 BROKER_B=${BENCH_BROKER_B:-}
 if [ -n "$BROKER_B" ]; then
   BIN_BROKER_A=$BIN_BROKER BIN_BROKER=$BROKER_B
@@ -310,12 +311,19 @@ for r in $(seq "$ROUNDS"); do
       bench "r$r-direct-c$c" --target=http --url="$FAST_SANDBOX$LEYR_PATH" \
         --header_file="$W/direct-headers" --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
     fi
-    bench "r$r-broker-c$c" --target=callleyr --address="$FAST_BROKER" --path="$LEYR_PATH" \
-      --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
-    if [ -n "$BROKER_B" ]; then
-      bench "r$r-brokerb-c$c" --target=callleyr --address="$FASTB_BROKER" --path="$LEYR_PATH" \
-        --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
-    fi
+    # With a B broker, even rounds measure B first: the second of two runs in a row came out a
+    # few per cent slower whichever binary it was, so the order alternates.
+    order="a b"
+    [ -n "$BROKER_B" ] && ((r % 2 == 0)) && order="b a"
+    for which in $order; do
+      if [ "$which" = a ]; then
+        bench "r$r-broker-c$c" --target=callleyr --address="$FAST_BROKER" --path="$LEYR_PATH" \
+          --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
+      elif [ -n "$BROKER_B" ]; then
+        bench "r$r-brokerb-c$c" --target=callleyr --address="$FASTB_BROKER" --path="$LEYR_PATH" \
+          --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
+      fi
+    done
   done
 done
 if ((ROUNDS_ONLY)); then
