@@ -52,4 +52,16 @@ absl::Duration DurationOr(const google::protobuf::Duration& d, absl::Duration fa
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
+absl::StatusOr<absl::Duration> DurationKey(const google::protobuf::Duration& d,
+                                           absl::string_view key, absl::Duration fallback,
+                                           int64_t max_seconds) {
+  if (d.seconds() < 0 || d.nanos() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(key, ": must be positive"));
+  }
+  if (max_seconds >= 0 && d.seconds() > max_seconds) {
+    return absl::InvalidArgumentError(absl::StrCat(key, ": must be at most ", max_seconds, "s"));
+  }
+  return DurationOr(d, fallback);
+}
+
 }  // namespace leyr

@@ -1,6 +1,7 @@
 #ifndef LEYR_SERVER_COMMON_CONFIG_UTIL_H_
 #define LEYR_SERVER_COMMON_CONFIG_UTIL_H_
 
+#include <cstdint>
 #include <string>
 
 #include <google/protobuf/message.h>
@@ -27,6 +28,11 @@ absl::StatusOr<std::string> ReadSecretFile(absl::string_view key, absl::string_v
 // A Duration field as absl::Duration; `fallback` when unset (zero).
 absl::Duration DurationOr(const google::protobuf::Duration& d, absl::Duration fallback);
 
+// A Duration key checked: unset gives `fallback`; a negative value is refused ("KEY: must be
+// positive"), and so is one of more than `max_seconds` whole seconds when that is given.
+absl::StatusOr<absl::Duration> DurationKey(const google::protobuf::Duration& d,
+                                           absl::string_view key, absl::Duration fallback,
+                                           int64_t max_seconds = -1);
 
 }  // namespace leyr
 

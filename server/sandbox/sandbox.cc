@@ -214,10 +214,9 @@ absl::StatusOr<SandboxOptions> OptionsFromConfig(const config::SandboxConfig& co
   if (!secret.ok()) return secret.status();
   options.leyr_client_secret = *std::move(secret);
 
-  options.code_lifetime = DurationOr(config.code_lifetime(), absl::Seconds(300));
-  if (options.code_lifetime <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("code_lifetime: must be positive");
-  }
+  auto code_lifetime = DurationKey(config.code_lifetime(), "code_lifetime", absl::Seconds(300));
+  if (!code_lifetime.ok()) return code_lifetime.status();
+  options.code_lifetime = *code_lifetime;
   options.leyr_latency = DurationOr(config.leyr_latency(), absl::ZeroDuration());
   if (options.leyr_latency < absl::ZeroDuration() || options.leyr_latency > absl::Minutes(10)) {
     return absl::InvalidArgumentError("leyr_latency: must be between 0s and 600s");

@@ -225,20 +225,6 @@ struct BrokerCall {
 
 constexpr int64_t kMaxTimeoutSeconds = 3600;
 
-// A Duration key: unset gives `fallback`; a negative value is refused, and so is one of more
-// than `max_seconds` whole seconds (when given).
-absl::StatusOr<absl::Duration> DurationKey(const google::protobuf::Duration& d,
-                                           absl::string_view key, absl::Duration fallback,
-                                           int64_t max_seconds = -1) {
-  if (d.seconds() < 0 || d.nanos() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(key, ": must be positive"));
-  }
-  if (max_seconds >= 0 && d.seconds() > max_seconds) {
-    return absl::InvalidArgumentError(absl::StrCat(key, ": must be at most ", max_seconds, "s"));
-  }
-  return DurationOr(d, fallback);
-}
-
 }  // namespace
 
 absl::StatusOr<ShimSettings> ValidateShimConfig(const config::ShimConfig& config) {
