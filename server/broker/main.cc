@@ -320,11 +320,12 @@ int Run() {
   stopping = true;
   const absl::Duration delay = absl::GetFlag(FLAGS_shutdown_delay);
   const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
+  // NOT_SERVING first, so that whoever reads the "shutting_down" line already sees it.
+  set_serving(false);
   LEYR_LOG(Info, "shutting_down")
       .Field("signal", signal_number)
       .Field("delay_ms", absl::ToInt64Milliseconds(delay))
       .Field("grace_ms", absl::ToInt64Milliseconds(grace));
-  set_serving(false);
   if (delay > absl::ZeroDuration()) {
     timespec wait = absl::ToTimespec(delay);
     (void)sigtimedwait(&signals, nullptr, &wait);

@@ -103,10 +103,11 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   const absl::Duration delay = absl::GetFlag(FLAGS_shutdown_delay);
+  // Draining first, so that whoever reads the "stopping" line already sees /healthz at 503.
+  (*shim)->StartDraining();
   LEYR_LOG(Info, "stopping")
       .Field("signal", signal_number)
       .Field("delay_ms", absl::ToInt64Milliseconds(delay));
-  (*shim)->StartDraining();
   if (delay > absl::ZeroDuration()) {
     timespec wait = absl::ToTimespec(delay);
     (void)sigtimedwait(&stop_signals, nullptr, &wait);
