@@ -1,7 +1,9 @@
-// leyr-sandbox --config=FILE
-// Serves the sandbox (see sandbox.h for the endpoints) until SIGTERM or SIGINT.
-// Exit codes: 0 after a signal, 1 when the listener cannot start, 2 for bad flags or
-// configuration.
+// leyr-sandbox --config=FILE [--check-config]
+// Serves the sandbox (see sandbox.h for the endpoints) until SIGTERM or SIGINT. With
+// --check-config (or --check_config) it validates the configuration and LEYR_SANDBOX_*
+// overrides, prints the verdict, and exits.
+// Exit codes: 0 after a signal (or a valid configuration with --check-config), 1 when the
+// listener cannot start, 2 for bad flags or configuration.
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -25,7 +27,7 @@
 
 namespace {
 
-constexpr char kUsage[] = "usage: leyr-sandbox --config=FILE\n";
+constexpr char kUsage[] = "usage: leyr-sandbox --config=FILE [--check-config]\n";
 
 int Fail(const std::string& message) {
   LEYR_LOG(Error, "cannot start").Field("error", message);
@@ -46,12 +48,15 @@ void RaiseFileLimit() {
 int main(int argc, char** argv) {
   leyr::SetLogComponent("sandbox");
   std::string config_path;
+  bool check_config = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (absl::StartsWith(arg, "--config=")) {
       config_path = arg.substr(strlen("--config="));
     } else if (arg == "--config" && i + 1 < argc) {
       config_path = argv[++i];
+    } else if (arg == "--check-config" || arg == "--check_config") {
+      check_config = true;
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -65,11 +70,27 @@ int main(int argc, char** argv) {
     return Fail("--config: required");
   }
 
+  // A configuration that does not load or validate: logged, also printed plainly for
+  // --check-config, exit 2.
+  auto bad_configuration = [check_config](const absl::Status& status) {
+    if (check_config) std::fprintf(stderr, "%s\n", std::string(status.message()).c_str());
+    return Fail(std::string(status.message()));
+  };
   leyr::config::SandboxConfig config;
   auto overrides = leyr::LoadConfigWithEnvOverrides(config_path, "LEYR_SANDBOX_", &config);
-  if (!overrides.ok()) return Fail(std::string(overrides.status().message()));
+  if (!overrides.ok()) return bad_configuration(overrides.status());
   auto options = leyr::sandbox::OptionsFromConfig(config);
-  if (!options.ok()) return Fail(std::string(options.status().message()));
+  if (!options.ok()) return bad_configuration(options.status());
+  if (!config.listen().empty()) {
+    if (absl::Status valid = leyr::ValidateListenAddress(config.listen()); !valid.ok()) {
+      return bad_configuration(
+          absl::InvalidArgumentError(absl::StrCat("listen: ", valid.message())));
+    }
+  }
+  if (check_config) {
+    std::printf("configuration '%s' is valid\n", config_path.c_str());
+    return 0;
+  }
   auto level = leyr::ParseLogLevel(config.log_level());
   if (level.ok()) leyr::SetLogLevel(*level);
 

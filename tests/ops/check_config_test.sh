@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# --check-config of the broker and the shim: a valid configuration passes (with environment
-# overrides), and every bad key or LEYR_* variable is named, without its value, exit status 2.
-#   check_config_test.sh BROKER_BIN SHIM_BIN
+# --check-config of the broker, the shim and the sandbox: a valid configuration passes (with
+# environment overrides), and every bad key or LEYR_* variable is named, without its value, exit
+# status 2.
+#   check_config_test.sh BROKER_BIN SHIM_BIN SANDBOX_BIN
 set -uo pipefail
 BROKER=$1
 SHIM=$2
+SANDBOX=$3
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
 failures=0
@@ -56,6 +58,19 @@ expect 0 "is valid" -- env LEYR_SHIM_BROKER_TIMEOUT=3s "$SHIM" --config="$DIR/sh
 expect 2 "listen" -- env LEYR_SHIM_LISTEN=not-an-address "$SHIM" --config="$DIR/shim.json" --check-config
 expect 2 "LEYR_SHIM_MAX_CONNECTIONS" -- env LEYR_SHIM_MAX_CONNECTIONS=lots \
   "$SHIM" --config="$DIR/shim.json" --check-config
+
+cat > "$DIR/sandbox.json" <<JSON
+{"listen":"127.0.0.1:0","leyr_client_id":"leyr-client","leyr_client_secret_file":"$DIR/secret",
+ "clients":[{"client_id":"athena-client","redirect_uri":"http://127.0.0.1:8080/oauth/callback"}]}
+JSON
+expect 0 "is valid" -- timeout 10 "$SANDBOX" --config="$DIR/sandbox.json" --check-config
+expect 0 "is valid" -- env LEYR_SANDBOX_LEYR_LATENCY=1s "$SANDBOX" --config="$DIR/sandbox.json" --check_config
+expect 2 "code_lifetime" -- env LEYR_SANDBOX_CODE_LIFETIME=-5s \
+  "$SANDBOX" --config="$DIR/sandbox.json" --check-config
+expect 2 "listen" -- env LEYR_SANDBOX_LISTEN=not-an-address \
+  "$SANDBOX" --config="$DIR/sandbox.json" --check-config
+expect 2 "leyr_client_secret_file" -- env LEYR_SANDBOX_LEYR_CLIENT_SECRET_FILE="$DIR/missing" \
+  "$SANDBOX" --config="$DIR/sandbox.json" --check-config
 
 if [ "$failures" -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
 echo "all checks passed"
