@@ -21,8 +21,9 @@
 # BENCH_CONCURRENCY (sweep, default "1 4 16 64 128"), BENCH_ROUNDS and BENCH_ROUND_DURATION
 # (interleaved rounds for the latency targets, default 5 of 3 s), BENCH_LAYOUT (split or together),
 # BENCH_ROUND_CONCURRENCY (the rounds' concurrencies, default "1 64"), WRK=1 to add wrk's view
-# of nginx, BENCH_BROKER_B (an A/B comparison, below). --rounds-only runs only the interleaved latency rounds and prints their targets,
-# without touching docs/ (for trying a change quickly).
+# of nginx, BENCH_BROKER_A and BENCH_BROKER_B (an A/B comparison, below). --rounds-only runs only
+# the interleaved latency rounds and prints their targets, without touching docs/ (for trying a
+# change quickly).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -208,6 +209,12 @@ SLOW_BROKER=$STACK_BROKER SLOW_BROKER_PID=$STACK_BROKER_PID
 
 LEYR_PATH=/api/emrs/athenapractice/care-units
 CODE=$(fetch_code "$FAST_SANDBOX" "$FAST_SHIM")
+SECRET=$(cat "$W/fast/leyr-secret")
+# write_headers FILE CODE: the three x-leyr-* header lines a direct client sends.
+write_headers() {
+  printf 'x-leyr-client-id: leyr-client\nx-leyr-client-secret: %s\nx-leyr-emr-oauth-code: %s\n' \
+    "$SECRET" "$2" >"$1"
+}
 
 # The direct floor for the latency targets must cross CPUs as CallLeyr's upstream leg does
 # (Leyr is a network hop away). In the split layout the fast sandbox shares the load
@@ -220,19 +227,9 @@ if ((PIN && NCPU >= 2)) && [ "$LAYOUT" = split ]; then
   "${ON_PROXY[@]}" "$BIN_SANDBOX" --config="$W/far/sandbox.json" 2>"$W/far/sandbox.log" &
   PIDS+=($!)
   FAR_SANDBOX="http://$(listening $! "$W/far/sandbox.log" '127\.0\.0\.1:')"
-  FAR_CODE=$(fetch_code "$FAR_SANDBOX" "$FAST_SHIM")
-  {
-    echo "x-leyr-client-id: leyr-client"
-    echo "x-leyr-client-secret: $(cat "$W/fast/leyr-secret")"
-    echo "x-leyr-emr-oauth-code: $FAR_CODE"
-  } >"$W/far-headers"
+  write_headers "$W/far-headers" "$(fetch_code "$FAR_SANDBOX" "$FAST_SHIM")"
 fi
-SECRET=$(cat "$W/fast/leyr-secret")
-{
-  echo "x-leyr-client-id: leyr-client"
-  echo "x-leyr-client-secret: $SECRET"
-  echo "x-leyr-emr-oauth-code: $CODE"
-} >"$W/direct-headers"
+write_headers "$W/direct-headers" "$CODE"
 : >"$W/no-headers"
 
 # nginx: what a team would build instead of the broker.
@@ -300,29 +297,26 @@ done
 # after another, and the report takes the median of the rounds' ratios.
 ROUND_CONCURRENCY=${BENCH_ROUND_CONCURRENCY:-1 64}
 echo "bench: $ROUNDS interleaved rounds of echo, direct and CallLeyr at c=${ROUND_CONCURRENCY// /, c=}" >&2
+ROUND=(--duration="${ROUND_DURATION}s" --warmup=1s)
+# With a B broker, even rounds measure B first: the second of two runs in a row came out a few
+# per cent slower whichever binary it was, so the order alternates.
+BROKERS="broker=$FAST_BROKER"
+[ -z "$BROKER_B" ] || BROKERS="broker=$FAST_BROKER brokerb=$FASTB_BROKER"
 for r in $(seq "$ROUNDS"); do
   for c in $ROUND_CONCURRENCY; do
-    bench "r$r-echo-c$c" --target=echo --address="$ECHO_ADDR" --concurrency="$c" \
-      --duration="${ROUND_DURATION}s" --warmup=1s
+    bench "r$r-echo-c$c" --target=echo --address="$ECHO_ADDR" --concurrency="$c" "${ROUND[@]}"
     if [ -n "$FAR_SANDBOX" ] && [ "$c" = 1 ]; then
       bench "r$r-direct-far-c$c" --target=http --url="$FAR_SANDBOX$LEYR_PATH" \
-        --header_file="$W/far-headers" --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
+        --header_file="$W/far-headers" --concurrency="$c" "${ROUND[@]}"
     else
       bench "r$r-direct-c$c" --target=http --url="$FAST_SANDBOX$LEYR_PATH" \
-        --header_file="$W/direct-headers" --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
+        --header_file="$W/direct-headers" --concurrency="$c" "${ROUND[@]}"
     fi
-    # With a B broker, even rounds measure B first: the second of two runs in a row came out a
-    # few per cent slower whichever binary it was, so the order alternates.
-    order="a b"
-    [ -n "$BROKER_B" ] && ((r % 2 == 0)) && order="b a"
-    for which in $order; do
-      if [ "$which" = a ]; then
-        bench "r$r-broker-c$c" --target=callleyr --address="$FAST_BROKER" --path="$LEYR_PATH" \
-          --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
-      elif [ -n "$BROKER_B" ]; then
-        bench "r$r-brokerb-c$c" --target=callleyr --address="$FASTB_BROKER" --path="$LEYR_PATH" \
-          --concurrency="$c" --duration="${ROUND_DURATION}s" --warmup=1s
-      fi
+    order=$BROKERS
+    if [ -n "$BROKER_B" ] && ((r % 2 == 0)); then order="brokerb=$FASTB_BROKER broker=$FAST_BROKER"; fi
+    for entry in $order; do
+      bench "r$r-${entry%%=*}-c$c" --target=callleyr --address="${entry#*=}" --path="$LEYR_PATH" \
+        --concurrency="$c" "${ROUND[@]}"
     done
   done
 done
@@ -358,10 +352,11 @@ echo "bench: slow upstream, $SLOW_CONCURRENCY in flight" >&2
 # Samples PID's threads and memory every 0.2 s into OUT; the names of its threads when their
 # count was highest go to OUT.names (which threads a cap would have to bound).
 sample_status() {
-  local pid=$1 out=$2 most=0 t
+  local pid=$1 out=$2 most=0 t line
   while kill -0 "$pid" 2>/dev/null; do
-    awk '/^Threads:/ {t = $2} /^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {print t, r, h}' "/proc/$pid/status" >>"$out" || true
-    t=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    line=$(awk '/^Threads:/ {t = $2} /^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {print t, r, h}' "/proc/$pid/status" 2>/dev/null) || break
+    echo "$line" >>"$out"
+    t=${line%% *}
     if ((t > most)); then
       most=$t
       cat /proc/"$pid"/task/*/comm 2>/dev/null | sort | uniq -c | awk '{print $2 "=" $1}' >"$out.names" || true
