@@ -271,9 +271,17 @@ TEST_F(LeyrClientTest, MethodsAndBodies) {
   del.method = "DELETE";
   ASSERT_THAT(Call(*client, del), IsOk());
   ASSERT_THAT(Call(*client, Get("/care-units")), IsOk());
+  // The same easy handle serves the next requests: nothing of a POST (body, method, caller
+  // header) may carry over to the GET after it.
+  LeyrRequest post = Get("/patients");
+  post.method = "POST";
+  post.body = "q=1";
+  post.headers = {{"x-only-on-the-post", "1"}};
+  ASSERT_THAT(Call(*client, post), IsOk());
+  ASSERT_THAT(Call(*client, Get("/care-units")), IsOk());
 
   std::vector<HttpRequest> seen = leyr_.requests();
-  ASSERT_EQ(seen.size(), 4u);
+  ASSERT_EQ(seen.size(), 6u);
   EXPECT_EQ(seen[0].method, "PUT");
   EXPECT_EQ(seen[0].body, "");
   EXPECT_EQ(seen[0].Header("content-length"), "0");
@@ -283,6 +291,16 @@ TEST_F(LeyrClientTest, MethodsAndBodies) {
   EXPECT_EQ(seen[2].method, "DELETE");
   EXPECT_EQ(seen[3].method, "GET");
   EXPECT_EQ(seen[3].body, "");
+  EXPECT_EQ(seen[4].method, "POST");
+  EXPECT_EQ(seen[4].body, "q=1");
+  EXPECT_EQ(seen[4].Header("x-only-on-the-post"), "1");
+  EXPECT_EQ(seen[5].method, "GET");
+  EXPECT_EQ(seen[5].body, "");
+  EXPECT_EQ(HeaderOf(seen[5].headers, "content-length"), "<absent>");
+  EXPECT_EQ(HeaderOf(seen[5].headers, "x-only-on-the-post"), "<absent>");
+  for (const HttpRequest& r : seen) {
+    EXPECT_EQ(r.Header("x-leyr-client-id"), kClientId) << r.method;
+  }
   for (const HttpRequest& r : seen) {
     EXPECT_EQ(HeaderOf(r.headers, "expect"), "<absent>") << r.method;
     EXPECT_EQ(HeaderOf(r.headers, "content-type"), "<absent>") << r.method;
