@@ -292,9 +292,10 @@ for c in $( ((ROUNDS_ONLY)) || echo 1 64); do
       --header_file="$W/far-headers" --concurrency="$c"
   fi
 done
-# The latency targets, in interleaved rounds: a run at a time is at the mercy of whatever else
-# the VM's host does in those seconds, so each round measures echo, direct and CallLeyr one
-# after another, and the report takes the median of the rounds' ratios.
+# The latency targets and the nginx comparison, in interleaved rounds: a run at a time is at the
+# mercy of whatever else the VM's host does in those seconds, so each round measures echo,
+# direct, CallLeyr (and at c=64 nginx) one after another, and the report takes the median of
+# the rounds' ratios.
 ROUND_CONCURRENCY=${BENCH_ROUND_CONCURRENCY:-1 64}
 echo "bench: $ROUNDS interleaved rounds of echo, direct and CallLeyr at c=${ROUND_CONCURRENCY// /, c=}" >&2
 ROUND=(--duration="${ROUND_DURATION}s" --warmup=1s)
@@ -314,7 +315,17 @@ for r in $(seq "$ROUNDS"); do
     fi
     order=$BROKERS
     if [ -n "$BROKER_B" ] && ((r % 2 == 0)); then order="brokerb=$FASTB_BROKER broker=$FAST_BROKER"; fi
+    # At c=64 nginx is measured in the round too (the throughput target is the median of the
+    # rounds' CallLeyr/nginx ratios), before the broker in odd rounds and after it in even ones.
+    if [ "$c" = 64 ]; then
+      if ((r % 2)); then order="nginx $order"; else order="$order nginx"; fi
+    fi
     for entry in $order; do
+      if [ "$entry" = nginx ]; then
+        bench "r$r-nginx-c$c" --target=http --url="$NGINX_URL$LEYR_PATH" \
+          --header_file="$W/no-headers" --concurrency="$c" "${ROUND[@]}"
+        continue
+      fi
       bench "r$r-${entry%%=*}-c$c" --target=callleyr --address="${entry#*=}" --path="$LEYR_PATH" \
         --concurrency="$c" "${ROUND[@]}"
     done

@@ -88,12 +88,28 @@ def targets(runs):
             median = sorted(ab)[len(ab) // 2]
             add(f"B: CallLeyr throughput B / A, c={c}, median of {len(ab)} rounds",
                 "rounds: " + ", ".join(f"{x:.2f}" for x in ab), median, "(comparison)", True)
-    b, n = runs.get("broker-c64"), runs.get("nginx-c64")
-    if b and n:
-        ratio = b["throughput_rps"] / n["throughput_rps"] if n["throughput_rps"] else 0
-        add("CallLeyr throughput / nginx throughput, c=64",
-            f"{b['throughput_rps']:.0f} / {n['throughput_rps']:.0f} /s", ratio, "≥ 1.0",
-            ratio >= 1.0)
+    # CallLeyr against nginx at c=64: the median of the rounds' ratios when the run has rounds
+    # with nginx in them, otherwise the sweep's single pair.
+    for broker in ("broker", "brokerb"):
+        pairs = [(runs[f"r{k}-{broker}-c64"], runs[f"r{k}-nginx-c64"]) for k in range(1, 1000)
+                 if f"r{k}-{broker}-c64" in runs and f"r{k}-nginx-c64" in runs
+                 and runs[f"r{k}-nginx-c64"]["throughput_rps"]]
+        if not pairs and broker == "broker" and runs.get("broker-c64") and runs.get("nginx-c64"):
+            pairs = [(runs["broker-c64"], runs["nginx-c64"])]
+        if not pairs or not pairs[0][1]["throughput_rps"]:
+            continue
+        ratios = [b["throughput_rps"] / n["throughput_rps"] for b, n in pairs]
+        mid = sorted(range(len(ratios)), key=lambda i: ratios[i])[len(ratios) // 2]
+        b, n = pairs[mid]
+        what = "CallLeyr throughput / nginx throughput, c=64"
+        measured = f"{b['throughput_rps']:.0f} / {n['throughput_rps']:.0f} /s"
+        if len(pairs) > 1:
+            what += f", median of {len(pairs)} rounds"
+            measured += " (rounds: " + ", ".join(f"{x:.2f}" for x in ratios) + ")"
+        if broker == "brokerb":
+            what = "B: " + what
+        ratio = ratios[mid]
+        add(what, measured, ratio, "≥ 1.0", ratio >= 1.0)
     s, sp = runs.get("slow"), runs.get("slow-process")
     if s and sp:
         add("slow upstream (1 s): CallLeyr in flight at once",
@@ -188,9 +204,11 @@ def doc(args, runs, rows):
         "",
         "## Targets",
         "",
-        "The latency targets come from interleaved rounds (`rN-echo`, `rN-direct…`, `rN-broker`",
-        "one after another, then the next round); the table gives the round with the median ratio",
-        "and every round's ratio, since on a shared VM one run alone can be off by a third.",
+        "The latency targets and the nginx comparison come from interleaved rounds (`rN-echo`,",
+        "`rN-direct…`, `rN-broker`, at c=64 also `rN-nginx`, one after another, then the next",
+        "round; nginx before the broker in odd rounds, after it in even ones); the table gives the",
+        "round with the median ratio and every round's ratio, since on a shared VM one run alone",
+        "can be off by a third.",
         "",
         "\"Direct across CPUs\" (run `direct-far-c1`, split layout only) calls a second sandbox",
         "pinned on the broker's CPU, so that the c=1 direct floor crosses CPUs once, as each of",
