@@ -197,6 +197,8 @@ std::unique_ptr<KeyRingSealer> KeyRingSealer::Ephemeral() {
 
 KeyRingSealer::~KeyRingSealer() {
   for (auto& k : keys_) Cleanse(k.key);
+  absl::MutexLock lock(&pool_mu_);
+  for (EVP_CIPHER_CTX* ctx : open_pool_) EVP_CIPHER_CTX_free(ctx);  // cleanses the context
 }
 
 std::vector<std::string> KeyRingSealer::key_ids() const {
@@ -279,12 +281,26 @@ absl::StatusOr<std::string> KeyRingSealer::Open(absl::string_view sealed, absl::
       sealed.substr(header_size + kNonceBytes, sealed.size() - header_size - kNonceBytes - kTagBytes);
   std::string tag(sealed.substr(sealed.size() - kTagBytes));
 
-  CtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) return CryptoError("allocate a cipher context");
+  // A pooled context (cipher and nonce length set), or a new one; back to the pool only after a
+  // successful open, so a context in an unknown state is never reused.
+  CtxPtr ctx;
+  {
+    absl::MutexLock lock(&pool_mu_);
+    if (!open_pool_.empty()) {
+      ctx.reset(open_pool_.back());
+      open_pool_.pop_back();
+    }
+  }
+  if (!ctx) {
+    ctx.reset(EVP_CIPHER_CTX_new());
+    if (!ctx) return CryptoError("allocate a cipher context");
+    if (EVP_DecryptInit_ex(ctx.get(), Aes256Gcm(), nullptr, nullptr, nullptr) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1) {
+      return CryptoError("start AES-256-GCM");
+    }
+  }
   int len = 0;
-  if (EVP_DecryptInit_ex(ctx.get(), Aes256Gcm(), nullptr, nullptr, nullptr) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
-      EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr,
+  if (EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr,
                          reinterpret_cast<const unsigned char*>(key->key.data()), nonce) != 1) {
     return CryptoError("start AES-256-GCM");
   }
@@ -316,6 +332,11 @@ absl::StatusOr<std::string> KeyRingSealer::Open(absl::string_view sealed, absl::
     Cleanse(plain);
     return absl::DataLossError(
         "sealed record does not open: changed bytes, wrong key or another record's");
+  }
+  {
+    constexpr size_t kMaxPooled = 64;
+    absl::MutexLock lock(&pool_mu_);
+    if (open_pool_.size() < kMaxPooled) open_pool_.push_back(ctx.release());
   }
   return plain;
 }

@@ -95,9 +95,13 @@ CounterFamily::CounterFamily(std::string name, std::string help, std::vector<std
     : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)) {}
 
 Counter* CounterFamily::WithLabels(const LabelValues& values) {
-  LabelValues key = Fit(values, labels_.size());
   absl::MutexLock lock(&mu_);
-  auto& child = children_[std::move(key)];
+  // The usual call names every label: found without copying the values.
+  if (values.size() == labels_.size()) {
+    auto it = children_.find(values);
+    if (it != children_.end()) return it->second.get();
+  }
+  auto& child = children_[Fit(values, labels_.size())];
   if (!child) child = std::make_unique<Counter>();
   return child.get();
 }
@@ -126,9 +130,13 @@ HistogramFamily::HistogramFamily(std::string name, std::string help,
       bounds_(std::move(bounds)) {}
 
 Histogram* HistogramFamily::WithLabels(const LabelValues& values) {
-  LabelValues key = Fit(values, labels_.size());
   absl::MutexLock lock(&mu_);
-  auto& child = children_[std::move(key)];
+  // The usual call names every label: found without copying the values.
+  if (values.size() == labels_.size()) {
+    auto it = children_.find(values);
+    if (it != children_.end()) return it->second.get();
+  }
+  auto& child = children_[Fit(values, labels_.size())];
   if (!child) child = std::make_unique<Histogram>(&bounds_);
   return child.get();
 }

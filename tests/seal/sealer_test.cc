@@ -178,6 +178,30 @@ TEST(KeyRingSealerTest, RotationOldRecordsOpenNewOnesUseTheNewPrimary) {
   EXPECT_FALSE(old_ring->Open(*new_record, kAuthorizationId).ok());
 }
 
+// Open reuses its decryption contexts: alternating keys, records and failed opens on one ring
+// must each give exactly the answer a fresh context would.
+TEST(KeyRingSealerTest, ReusedContextsOpenEachRecordUnderItsOwnKey) {
+  auto k1 = Ring({Key("k1", 'a')});
+  auto ring = Ring({Key("k1", 'a'), Key("k2", 'b')}, "k2");
+  auto under_k1 = k1->Seal("code-under-k1", kAuthorizationId);
+  auto under_k2 = ring->Seal("code-under-k2", kAuthorizationId);
+  ASSERT_THAT(under_k1, IsOk());
+  ASSERT_THAT(under_k2, IsOk());
+  std::string tampered = *under_k2;
+  tampered.back() ^= 1;
+  for (int i = 0; i < 3; ++i) {
+    auto a = ring->Open(*under_k1, kAuthorizationId);
+    ASSERT_THAT(a, IsOk());
+    EXPECT_EQ(*a, "code-under-k1");
+    EXPECT_EQ(ring->Open(tampered, kAuthorizationId).status().code(),
+              absl::StatusCode::kDataLoss);
+    EXPECT_EQ(ring->Open(*under_k2, "another-id").status().code(), absl::StatusCode::kDataLoss);
+    auto b = ring->Open(*under_k2, kAuthorizationId);
+    ASSERT_THAT(b, IsOk());
+    EXPECT_EQ(*b, "code-under-k2");
+  }
+}
+
 TEST(KeyRingSealerTest, PrimaryDefaultsToTheLastKey) {
   auto ring = KeyRingSealer::FromJson(
       KeyRingJson({{"k1", std::string(32, 'a')}, {"k2", std::string(32, 'b')}}, ""));
