@@ -124,6 +124,7 @@ int Run() {
     pg.pool_size = settings->postgres.pool_size;
     pg.statement_timeout = settings->postgres.statement_timeout;
     pg.acquire_timeout = settings->postgres.acquire_timeout;
+    pg.connect_timeout = settings->postgres.connect_timeout;
     pg.sealer = sealer.get();
     auto created = PostgresStore::Create(pg, &clock);
     if (!created.ok()) {

@@ -61,6 +61,10 @@ PostgresSettings ValidatePostgresConfig(const config::Postgres& config,
   if (s.acquire_timeout < absl::Milliseconds(10) || s.acquire_timeout > absl::Seconds(30)) {
     add("acquire_timeout", "must be between 0.01s and 30s");
   }
+  s.connect_timeout = DurationOr(config.connect_timeout(), absl::Milliseconds(900));
+  if (s.connect_timeout < absl::Milliseconds(100) || s.connect_timeout > absl::Seconds(60)) {
+    add("connect_timeout", "must be between 0.1s and 60s");
+  }
   return s;
 }
 

@@ -19,6 +19,7 @@ struct PostgresSettings {
   int pool_size = 8;
   absl::Duration statement_timeout = absl::Seconds(5);
   absl::Duration acquire_timeout = absl::Seconds(1);
+  absl::Duration connect_timeout = absl::Milliseconds(900);
 };
 
 // Validates `config` (the `postgres` key) for store "postgres". Appends "key: problem" lines to

@@ -5,6 +5,8 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <cerrno>
+
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -238,11 +240,37 @@ absl::StatusOr<std::map<std::string, std::string>> LabelsFromJson(const char* js
 
 }  // namespace
 
+namespace {
+
+// Drives libpq's non-blocking connect until it succeeds, fails, or `deadline` passes.
+// Returns "" on success, otherwise what went wrong (libpq's message, never the password).
+std::string FinishConnect(PGconn* conn, absl::Time deadline) {
+  PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+  for (;;) {
+    if (state == PGRES_POLLING_OK) return "";
+    if (state == PGRES_POLLING_FAILED) return PQerrorMessage(conn);
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return "connecting took longer than connect_timeout";
+    pollfd p{};
+    p.fd = PQsocket(conn);
+    p.events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+    if (p.fd < 0) return PQerrorMessage(conn);
+    const int ms = static_cast<int>(
+        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
+    const int ready = poll(&p, 1, ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return "poll failed while connecting";
+    if (ready == 0) return "connecting took longer than connect_timeout";
+    state = PQconnectPoll(conn);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<PGconn*> ConnectPostgres(const PostgresOptions& options) {
+  const absl::Time deadline = absl::Now() + options.connect_timeout;
   std::vector<const char*> keys;
   std::vector<const char*> values;
-  const std::string timeout =
-      absl::StrCat(std::max<int64_t>(2, absl::ToInt64Seconds(options.connect_timeout)));
   auto add = [&](const char* k, const std::string& v) {
     if (!v.empty()) {
       keys.push_back(k);
@@ -253,13 +281,22 @@ absl::StatusOr<PGconn*> ConnectPostgres(const PostgresOptions& options) {
   add("password", options.password);
   add("sslmode", options.sslmode);
   add("sslrootcert", options.sslrootcert);
-  add("connect_timeout", timeout);
   add("application_name", options.application_name);
   keys.push_back(nullptr);
   values.push_back(nullptr);
-  PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
-  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
-    std::string detail = conn ? PQerrorMessage(conn) : "out of memory";
+  // Non-blocking, so that connect_timeout bounds the whole connect (libpq's blocking connect
+  // would wait at least 2 s for an address that drops packets, or a server that never speaks).
+  PGconn* conn = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/1);
+  std::string detail;
+  if (conn == nullptr) {
+    detail = "out of memory";
+  } else if (PQstatus(conn) == CONNECTION_BAD) {
+    detail = PQerrorMessage(conn);
+  } else {
+    detail = FinishConnect(conn, deadline);
+  }
+  if (!detail.empty() || PQstatus(conn) != CONNECTION_OK) {
+    if (detail.empty()) detail = PQerrorMessage(conn);
     if (conn) PQfinish(conn);
     absl::StripTrailingAsciiWhitespace(&detail);
     LEYR_LOG(Warn, "store_connect_failed").Field("store", "postgres").Field("detail", detail);

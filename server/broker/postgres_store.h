@@ -27,10 +27,12 @@ struct PostgresOptions {
   std::string sslrootcert;
   // Connections kept open; each runs one statement at a time.
   int pool_size = 4;
-  // How long a call waits for a free connection, and the TCP connect timeout (libpq rounds it up
-  // to at least 2 s).
+  // How long a call waits for a free connection.
   absl::Duration acquire_timeout = absl::Seconds(1);
-  absl::Duration connect_timeout = absl::Seconds(2);
+  // How long opening one connection may take in all (TCP, TLS, authentication), enforced by the
+  // store itself around libpq's non-blocking connect, so an address that never answers fails
+  // after this long (libpq's own connect_timeout has whole seconds and a 2 s minimum).
+  absl::Duration connect_timeout = absl::Milliseconds(900);
   // Shown in pg_stat_activity.
   std::string application_name = "leyr-broker";
   // Server-side bound on one statement.

@@ -33,6 +33,7 @@ TEST(PostgresSettingsTest, DefaultsAreVerifyFullAndSmallPool) {
   EXPECT_EQ(s.pool_size, 8);
   EXPECT_EQ(s.statement_timeout, absl::Seconds(5));
   EXPECT_EQ(s.acquire_timeout, absl::Seconds(1));
+  EXPECT_EQ(s.connect_timeout, absl::Milliseconds(900));
   EXPECT_EQ(s.password, "");
   // In development the connection string decides (libpq's default, or sslmode=disable in it).
   s = ValidatePostgresConfig(Good(), /*plaintext_development=*/true, problems);
@@ -78,6 +79,7 @@ TEST(PostgresSettingsTest, EveryBadKeyIsReported) {
   c.set_pool_size(500);
   c.mutable_statement_timeout()->set_seconds(3600);
   c.mutable_acquire_timeout()->set_seconds(60);
+  c.mutable_connect_timeout()->set_nanos(1000000);  // 1 ms
   std::vector<std::string> problems;
   ValidatePostgresConfig(c, false, problems);
   EXPECT_THAT(problems, ElementsAre(HasSubstr("postgres.conninfo: required"),
@@ -85,7 +87,8 @@ TEST(PostgresSettingsTest, EveryBadKeyIsReported) {
                                     HasSubstr("postgres.sslmode: must be require"),
                                     HasSubstr("postgres.pool_size"),
                                     HasSubstr("postgres.statement_timeout"),
-                                    HasSubstr("postgres.acquire_timeout")));
+                                    HasSubstr("postgres.acquire_timeout"),
+                                    HasSubstr("postgres.connect_timeout")));
   // Without TLS to the database only in development.
   c = Good();
   c.set_sslmode("disable");

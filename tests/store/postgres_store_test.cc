@@ -184,6 +184,63 @@ TEST_F(PostgresStoreTest, UnreachableDatabaseIsUnavailableWithAReasonNotACrash) 
   EXPECT_FALSE(absl::StrContains(refused.status().ToString(), "canary"));
 }
 
+// A listening socket on loopback that never accepts. With `fill`, its accept queue (backlog 0)
+// is filled first, so further connection attempts are dropped as a blackholed address drops
+// them; without, the kernel completes the handshake and the "server" never says a word.
+class SilentListener {
+ public:
+  explicit SilentListener(bool fill) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(fd_, fill ? 0 : 16) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "could not listen on loopback";
+    }
+    port_ = ntohs(addr.sin_port);
+    if (fill) {
+      filler_ = socket(AF_INET, SOCK_STREAM, 0);
+      if (connect(filler_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        ADD_FAILURE() << "could not fill the accept queue";
+      }
+    }
+  }
+  ~SilentListener() {
+    if (filler_ >= 0) close(filler_);
+    close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int filler_ = -1;
+  int port_ = 0;
+};
+
+// Needs no database: the address answers nothing (or drops the connection attempt), and the
+// store still says UNAVAILABLE within a second, after connect_timeout, not libpq's 2 s minimum.
+TEST(PostgresConnectTest, AddressThatNeverAnswersIsUnavailableWithinASecond) {
+  for (bool blackholed : {false, true}) {
+    SCOPED_TRACE(blackholed ? "connection attempts dropped" : "server never speaks");
+    SilentListener silent(blackholed);
+    PostgresOptions options;
+    options.conninfo =
+        absl::StrCat("host=127.0.0.1 port=", silent.port(), " dbname=x user=x sslmode=disable");
+    options.password = "password-canary";
+    FakeClock clock;
+    const absl::Time start = absl::Now();
+    auto store = PostgresStore::Create(options, &clock);
+    const absl::Duration took = absl::Now() - start;
+    EXPECT_THAT(store, StatusIs(absl::StatusCode::kUnavailable, reason::kStoreUnavailable));
+    EXPECT_FALSE(absl::StrContains(store.status().ToString(), "canary"));
+    EXPECT_GE(took, options.connect_timeout);  // it did wait for an answer
+    EXPECT_LT(took, absl::Seconds(1));
+  }
+}
+
 TEST_F(PostgresStoreTest, SessionsEndedByTheServerAreReplacedWithoutLosingAStatement) {
   auto store = NewStore(/*pool_size=*/2);
   ASSERT_NE(store, nullptr);
