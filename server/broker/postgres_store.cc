@@ -316,6 +316,30 @@ absl::StatusOr<PGconn*> ConnectPostgres(const PostgresOptions& options) {
   return conn;
 }
 
+// How long past statement_timeout an answer is waited for: the server's own cancel answers
+// within this on a healthy connection.
+constexpr absl::Duration kAnswerGrace = absl::Seconds(1);
+
+// Waits until the answer to a sent query can be read without blocking (or the connection
+// broke, which PQgetResult then reports); false when `deadline` passed first.
+bool AwaitAnswer(PGconn* conn, absl::Time deadline) {
+  while (PQisBusy(conn)) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    pollfd p{};
+    p.fd = PQsocket(conn);
+    p.events = POLLIN;
+    if (p.fd < 0) return true;
+    const int ms = static_cast<int>(
+        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
+    const int ready = poll(&p, 1, ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) return false;
+    if (ready < 0 || PQconsumeInput(conn) != 1) return true;  // broken: PQgetResult says so
+  }
+  return true;
+}
+
 // A fixed set of connections, each opened on first use and reopened after it breaks. A caller
 // leases one connection for one statement (or one short sequence).
 class PostgresStore::Pool {
@@ -393,8 +417,26 @@ class PostgresStore::Pool {
       lengths.push_back(p.value ? static_cast<int>(p.value->size()) : 0);
       formats.push_back(p.binary ? 1 : 0);
     }
-    Result r(PQexecPrepared(conn, name, static_cast<int>(params.size()), values.data(),
-                            lengths.data(), formats.data(), /*resultFormat=*/0));
+    // Sent, then waited for with a bound of our own: statement_timeout makes the server give up
+    // on a slow statement, but a server that stops answering (a partition, a frozen host) would
+    // otherwise hold this thread until TCP gives up, minutes later.
+    const absl::Time deadline = absl::Now() + options_.statement_timeout + kAnswerGrace;
+    if (PQsendQueryPrepared(conn, name, static_cast<int>(params.size()), values.data(),
+                            lengths.data(), formats.data(), /*resultFormat=*/0) != 1) {
+      LEYR_LOG(Warn, "store_unavailable").Field("store", "postgres").Field("statement", name);
+      lease.Discard();
+      return Unavailable();
+    }
+    if (!AwaitAnswer(conn, deadline)) {
+      LEYR_LOG(Warn, "store_unavailable")
+          .Field("store", "postgres")
+          .Field("statement", name)
+          .Field("detail", "no answer within statement_timeout");
+      lease.Discard();  // the answer may still come; this connection is not reused
+      return Unavailable();
+    }
+    Result r(PQgetResult(conn));
+    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);  // leaves the connection idle
     ExecStatusType status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
     const char* sqlstate = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;

@@ -1,6 +1,7 @@
 // What only PostgresStore has: migrations under concurrency, sealing at rest, two stores (two
 // replicas) on one database, and the answers when the database is unreachable or ends sessions.
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/broker/postgres_store.h"
@@ -239,6 +241,35 @@ TEST(PostgresConnectTest, AddressThatNeverAnswersIsUnavailableWithinASecond) {
     EXPECT_GE(took, options.connect_timeout);  // it did wait for an answer
     EXPECT_LT(took, absl::Seconds(1));
   }
+}
+
+// A server that stops answering in the middle of a statement (its backend frozen with SIGSTOP:
+// the kernel still acknowledges every byte, nothing comes back) costs the caller
+// statement_timeout plus a second, not the minutes TCP would take to give up: the connection is
+// dropped, and a read (idempotent, so retried once) gets its answer on a fresh connection.
+TEST_F(PostgresStoreTest, ServerThatStopsAnsweringMidStatementIsUnavailableAfterTheBound) {
+  PostgresOptions options = db_.Options();
+  options.pool_size = 1;
+  options.statement_timeout = absl::Milliseconds(200);
+  options.application_name = absl::StrCat("leyr-frozen-", getpid());
+  options.sealer = sealer_.get();
+  auto store = PostgresStore::Create(options, &clock_);
+  ASSERT_THAT(store, IsOk());
+  ASSERT_EQ((*store)->Get("absent").status().code(), absl::StatusCode::kNotFound);
+  const std::string pid_text = Query(absl::StrCat(
+      "SELECT pid FROM pg_stat_activity WHERE application_name = '", options.application_name,
+      "' AND pid <> pg_backend_pid() ORDER BY backend_start DESC LIMIT 1"));
+  int pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(pid_text, &pid) && pid > 0) << pid_text;
+  if (kill(pid, SIGSTOP) != 0) GTEST_SKIP() << "cannot stop the backend (not root?)";
+  const absl::Time start = absl::Now();
+  auto frozen = (*store)->Get("absent");
+  const absl::Duration took = absl::Now() - start;
+  kill(pid, SIGCONT);
+  EXPECT_EQ(frozen.status().code(), absl::StatusCode::kNotFound) << frozen.status();
+  EXPECT_GE(took, options.statement_timeout + absl::Seconds(1));  // waited on the frozen one
+  EXPECT_LT(took, options.statement_timeout + absl::Seconds(3));
+  EXPECT_EQ((*store)->Get("absent").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(PostgresStoreTest, SessionsEndedByTheServerAreReplacedWithoutLosingAStatement) {
