@@ -93,6 +93,7 @@ if ((PIN && NCPU >= 2)); then
   if [ "$LAYOUT" = together ]; then ON_UPSTREAM=(taskset -c "$HIGH"); UPSTREAM_CPUS=$HIGH
   else ON_UPSTREAM=(taskset -c "$LOW"); UPSTREAM_CPUS=$LOW; fi
   PINNING="broker, nginx and echo server on CPU $HIGH; sandbox and shim on CPU $UPSTREAM_CPUS; load generator on CPU $LOW (layout $LAYOUT)"
+  PROXY_CPUS=$HIGH
 else
   ON_PROXY=() ON_UPSTREAM=() ON_CLIENT=()
   PINNING="none"
@@ -102,7 +103,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 W=$(mktemp -d)
 OUT=$BUILD_DIR/bench
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json
+rm -f "$OUT"/*.json "$OUT"/*.cpu
 PIDS=()
 cleanup() {
   local rc=$?
@@ -173,6 +174,32 @@ fetch_code() {
 
 free_port() {
   $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# proxy_cpu_busy NAME BEFORE AFTER: the busy fraction of the proxy's CPUs (summed over them, so
+# 1.0 = one whole CPU) between two copies of /proc/stat, into $OUT/NAME.cpu (JSON), so that the
+# report can give the proxy's CPU time per request next to the throughput.
+proxy_cpu_busy() {
+  [ -n "${PROXY_CPUS:-}" ] || return 0
+  $PY - "$PROXY_CPUS" "$2" "$3" >"$OUT/$1.cpu" <<'PY'
+import json, sys
+spec, before, after = sys.argv[1], sys.argv[2], sys.argv[3]
+cpus = set()
+for part in spec.split(","):
+    lo, _, hi = part.partition("-")
+    cpus.update(range(int(lo), int(hi or lo) + 1))
+def parse(text):
+    out = {}
+    for line in text.splitlines():
+        f = line.split()
+        if f and f[0].startswith("cpu") and f[0][3:].isdigit():
+            v = list(map(int, f[1:9]))
+            out[int(f[0][3:])] = (v[3] + v[4], sum(v))  # idle + iowait, total
+    return out
+b, a = parse(before), parse(after)
+busy = sum(1 - (a[c][0] - b[c][0]) / max(1, a[c][1] - b[c][1]) for c in cpus if c in a and c in b)
+json.dump({"proxy_cpus": spec, "busy_cpus": busy}, sys.stdout)
+PY
 }
 
 # bench NAME ARGS...: one leyr-bench run on the client CPUs, JSON kept in $OUT/NAME.json.
@@ -321,13 +348,16 @@ for r in $(seq "$ROUNDS"); do
       if ((r % 2)); then order="nginx $order"; else order="$order nginx"; fi
     fi
     for entry in $order; do
+      stat_before=$(cat /proc/stat)
       if [ "$entry" = nginx ]; then
         bench "r$r-nginx-c$c" --target=http --url="$NGINX_URL$LEYR_PATH" \
           --header_file="$W/no-headers" --concurrency="$c" "${ROUND[@]}"
+        proxy_cpu_busy "r$r-nginx-c$c" "$stat_before" "$(cat /proc/stat)"
         continue
       fi
       bench "r$r-${entry%%=*}-c$c" --target=callleyr --address="${entry#*=}" --path="$LEYR_PATH" \
         --concurrency="$c" "${ROUND[@]}"
+      proxy_cpu_busy "r$r-${entry%%=*}-c$c" "$stat_before" "$(cat /proc/stat)"
     done
   done
 done
