@@ -7,6 +7,8 @@
 
 #include <cstring>
 #include <future>
+#include <thread>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -444,6 +446,44 @@ TEST_F(LeyrClientTest, ConcurrentRequestsAllComplete) {
   }
   EXPECT_EQ(leyr_.requests().size(), static_cast<size_t>(kRequests));
   EXPECT_EQ(client->Stats().requests_completed, kRequests);
+}
+
+// Senders on many threads contend for the client with its loop; a Send that finds the client
+// busy hands its request to the loop instead of waiting. Every request must still be sent once
+// and answered once, with its own answer.
+TEST_F(LeyrClientTest, RequestsFromManyThreadsAllCompleteOnce) {
+  auto client = MakeCurlLeyrClient(Options());
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 25;  // 200 in flight: within the fake's 256 connections
+  std::vector<std::vector<std::future<absl::StatusOr<LeyrResponse>>>> futures(kThreads);
+  std::atomic<int> calls{0};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto promise = std::make_shared<std::promise<absl::StatusOr<LeyrResponse>>>();
+        futures[t].push_back(promise->get_future());
+        LeyrRequest request = Get("/care-units");
+        request.query = {{"i", absl::StrCat(t * kPerThread + i)}};
+        client->Send(std::move(request), [promise, &calls](absl::StatusOr<LeyrResponse> r) {
+          calls.fetch_add(1);
+          promise->set_value(std::move(r));  // a second call would throw
+        });
+      }
+    });
+  }
+  for (auto& sender : senders) sender.join();
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      ASSERT_EQ(futures[t][i].wait_for(kWait), std::future_status::ready) << t << "/" << i;
+      absl::StatusOr<LeyrResponse> response = futures[t][i].get();
+      ASSERT_THAT(response, IsOk());
+      EXPECT_EQ(response->body, absl::StrCat("echo ", t * kPerThread + i));
+    }
+  }
+  EXPECT_EQ(calls.load(), kThreads * kPerThread);
+  EXPECT_EQ(leyr_.requests().size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(client->Stats().requests_started, kThreads * kPerThread);
 }
 
 TEST_F(LeyrClientTest, CallbackMaySendAgain) {
