@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/common/log.h"
 #include "server/common/status_util.h"
+#include "server/leyr/curl_epoll.h"
 
 namespace leyr {
 namespace {
@@ -328,30 +329,11 @@ class CurlLeyrClient final : public LeyrClient {
     (void)!write(wake_fd_, &one, sizeof(one));
   }
 
-  // CURLMOPT_SOCKETFUNCTION: mirrors what curl wants to wait for into the epoll set. Called
-  // inside libcurl calls, so under mu_.
-  // A socket's first report is added to the epoll set and marked with curl_multi_assign (curl
-  // hands the mark back as `socketp` until it removes the socket), later ones modify it: one
-  // epoll_ctl per report, never a MOD that fails for a socket not yet added.
+  // CURLMOPT_SOCKETFUNCTION: mirrors what curl wants to wait for into the epoll set
+  // (curl_epoll.h). Called inside libcurl calls, so under mu_.
   static int OnSocket(CURL*, curl_socket_t fd, int what, void* self_ptr, void* socketp) {
     auto* self = static_cast<CurlLeyrClient*>(self_ptr);
-    if (what == CURL_POLL_REMOVE) {
-      epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-      return 0;
-    }
-    epoll_event ev{};
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    ev.data.fd = fd;
-    if (socketp != nullptr) {
-      if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) {
-        epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-      }
-    } else {
-      if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
-        epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
-      }
-      curl_multi_assign(self->multi_, fd, self);
-    }
+    MirrorCurlSocket(self->epoll_fd_, self->multi_, fd, what, socketp, self);
     return 0;
   }
 
@@ -400,9 +382,7 @@ class CurlLeyrClient final : public LeyrClient {
             (void)!read(wake_fd_, &count, sizeof(count));
             continue;
           }
-          const uint32_t e = events[i].events;
-          Drive(fd, (e & EPOLLIN ? CURL_CSELECT_IN : 0) | (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-                        (e & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0));
+          Drive(fd, CurlSelectBits(events[i].events));
         }
         StartHanded();
         if (timer_deadline_ <= absl::Now()) Drive(CURL_SOCKET_TIMEOUT, 0);

@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -54,6 +53,7 @@
 #include "absl/time/time.h"
 #include "bench_echo.grpc.pb.h"
 #include "leyr/broker/v1/broker_service.grpc.pb.h"
+#include "server/leyr/curl_epoll.h"
 
 ABSL_FLAG(std::string, target, "echo", "echo, begin, callleyr or http.");
 ABSL_FLAG(std::string, mode, "closed", "closed (concurrency) or rate (fixed rate, open loop).");
@@ -321,23 +321,7 @@ class HttpTarget : public Target {
 
   static int OnSocket(CURL*, curl_socket_t fd, int what, void* self_ptr, void* socketp) {
     auto* self = static_cast<HttpTarget*>(self_ptr);
-    if (what == CURL_POLL_REMOVE) {
-      epoll_ctl(self->epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-      return 0;
-    }
-    epoll_event ev{};
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    ev.data.fd = fd;
-    if (socketp != nullptr) {
-      if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) {
-        epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-      }
-    } else {
-      if (epoll_ctl(self->epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST) {
-        epoll_ctl(self->epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
-      }
-      curl_multi_assign(self->multi_, fd, self);
-    }
+    MirrorCurlSocket(self->epoll_fd_, self->multi_, fd, what, socketp, self);
     return 0;
   }
 
@@ -433,12 +417,7 @@ class HttpTarget : public Target {
           (void)!read(wake_fd_, &count, sizeof(count));
           continue;
         }
-        const uint32_t e = events[i].events;
-        curl_multi_socket_action(multi_, fd,
-                                 (e & EPOLLIN ? CURL_CSELECT_IN : 0) |
-                                     (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-                                     (e & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0),
-                                 &still);
+        curl_multi_socket_action(multi_, fd, CurlSelectBits(events[i].events), &still);
       }
       Collect();
     }
