@@ -183,8 +183,23 @@ class WaitState final : public PendingWait, public std::enable_shared_from_this<
 
 }  // namespace
 
+namespace {
+
+absl::flat_hash_map<std::string, AuthorizeUriParts> AuthorizeUriPartsOf(
+    const BrokerSettings& settings) {
+  absl::flat_hash_map<std::string, AuthorizeUriParts> parts;
+  for (const auto& [name, connection] : settings.connections) {
+    parts.emplace(name, MakeAuthorizeUriParts(connection));
+  }
+  return parts;
+}
+
+}  // namespace
+
 Broker::Broker(BrokerSettings settings, BrokerDeps deps)
-    : settings_(std::move(settings)), deps_(deps) {}
+    : settings_(std::move(settings)),
+      deps_(deps),
+      authorize_uri_parts_(AuthorizeUriPartsOf(settings_)) {}
 
 void Broker::ToProto(const AuthorizationRecord& record, Authorization* out) {
   out->set_name(absl::StrCat(kNamePrefix, record.id));
@@ -294,7 +309,8 @@ absl::StatusOr<Broker::BeginResult> Broker::Begin(
   record.expire_time = now + settings_.state_ttl;
   LEYR_RETURN_IF_ERROR(deps_.store->Insert(record, HashState(state)));
   Changed(record, Authorization::STATE_UNSPECIFIED);
-  return BeginResult{std::move(record), BuildAuthorizeUri(connection, state)};
+  return BeginResult{std::move(record),
+                     BuildAuthorizeUri(authorize_uri_parts_.at(conn_it->first), state)};
 }
 
 absl::StatusOr<std::string> Broker::NextUri(const AuthorizationRecord& record) const {

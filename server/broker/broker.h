@@ -7,11 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "leyr/broker/v1/broker_service.pb.h"
 #include "server/broker/events.h"
+#include "server/broker/oauth.h"
 #include "server/broker/policy.h"
 #include "server/broker/settings.h"
 #include "server/broker/store.h"
@@ -122,6 +124,8 @@ class Broker {
 
   const BrokerSettings settings_;
   const BrokerDeps deps_;
+  // Per connection name, its authorize URI around the state (encoded once, not per Begin).
+  const absl::flat_hash_map<std::string, AuthorizeUriParts> authorize_uri_parts_;
   const CallPolicyOptions call_policy_;
   std::atomic<bool> draining_{false};
 };

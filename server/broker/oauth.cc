@@ -13,7 +13,7 @@ absl::StatusOr<std::string> NewState(Random& random) {
   return Base64Url(*bytes);
 }
 
-std::string HashState(absl::string_view state) { return Hex(Sha256(std::string(state))); }
+std::string HashState(absl::string_view state) { return Hex(Sha256(state)); }
 
 bool IsWellFormedState(absl::string_view state) {
   if (state.size() != 43) return false;
@@ -23,14 +23,23 @@ bool IsWellFormedState(absl::string_view state) {
   return true;
 }
 
+AuthorizeUriParts MakeAuthorizeUriParts(const ConnectionSettings& connection) {
+  AuthorizeUriParts parts;
+  parts.before_state = absl::StrCat(connection.base_uri, "/oauth2/authorize?state=");
+  parts.after_state = absl::StrCat("&scope=", PercentEncode(absl::StrJoin(connection.scopes, " ")),
+                                   "&response_type=code",
+                                   "&redirect_uri=", PercentEncode(connection.redirect_uri),
+                                   "&aud=", PercentEncode(connection.base_uri),
+                                   "&client_id=", PercentEncode(connection.client_id));
+  return parts;
+}
+
+std::string BuildAuthorizeUri(const AuthorizeUriParts& parts, absl::string_view state) {
+  return absl::StrCat(parts.before_state, PercentEncode(state), parts.after_state);
+}
+
 std::string BuildAuthorizeUri(const ConnectionSettings& connection, absl::string_view state) {
-  return absl::StrCat(connection.base_uri, "/oauth2/authorize",
-                      "?state=", PercentEncode(state),
-                      "&scope=", PercentEncode(absl::StrJoin(connection.scopes, " ")),
-                      "&response_type=code",
-                      "&redirect_uri=", PercentEncode(connection.redirect_uri),
-                      "&aud=", PercentEncode(connection.base_uri),
-                      "&client_id=", PercentEncode(connection.client_id));
+  return BuildAuthorizeUri(MakeAuthorizeUriParts(connection), state);
 }
 
 }  // namespace leyr

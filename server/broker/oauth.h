@@ -27,6 +27,15 @@ bool IsWellFormedState(absl::string_view state);
 // with every value percent-encoded (scopes joined by %20).
 std::string BuildAuthorizeUri(const ConnectionSettings& connection, absl::string_view state);
 
+// The same URI in two steps: everything but the state depends only on the connection, so a
+// broker encodes it once per connection (MakeAuthorizeUriParts) and per Begin only the state.
+struct AuthorizeUriParts {
+  std::string before_state;  // {base_uri}/oauth2/authorize?state=
+  std::string after_state;   // &scope=…&client_id=…
+};
+AuthorizeUriParts MakeAuthorizeUriParts(const ConnectionSettings& connection);
+std::string BuildAuthorizeUri(const AuthorizeUriParts& parts, absl::string_view state);
+
 }  // namespace leyr
 
 #endif  // LEYR_SERVER_BROKER_OAUTH_H_

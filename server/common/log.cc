@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -42,13 +43,29 @@ void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
 void SetLogComponent(absl::string_view component) { *g_component = std::string(component); }
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
 
+namespace {
+
+// Bytes that a JSON string cannot hold as they are: controls, DEL (kept out of log viewers),
+// '"' and '\\'.
+constexpr std::array<bool, 256> MakeNeedsEscape() {
+  std::array<bool, 256> table{};
+  for (int c = 0; c < 0x20; ++c) table[c] = true;
+  table[0x7f] = table['"'] = table['\\'] = true;
+  return table;
+}
+constexpr std::array<bool, 256> kNeedsEscape = MakeNeedsEscape();
+
+}  // namespace
+
 void AppendJsonEscaped(absl::string_view text, std::string* out) {
-  // Runs of characters that need no escaping are appended at once (every log line goes through
-  // here, several times).
+  // Runs of bytes that need no escaping, found by table, are appended at once (every log line
+  // goes through here once per key and value).
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
   size_t run = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\') continue;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = p[i];
+    if (!kNeedsEscape[c]) continue;
     out->append(text.data() + run, i - run);
     run = i + 1;
     switch (c) {
@@ -57,10 +74,14 @@ void AppendJsonEscaped(absl::string_view text, std::string* out) {
       case '\n': out->append("\\n"); break;
       case '\r': out->append("\\r"); break;
       case '\t': out->append("\\t"); break;
-      default: absl::StrAppendFormat(out, "\\u%04x", c);
+      default: {
+        static constexpr char kHex[] = "0123456789abcdef";
+        const char escaped[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+        out->append(escaped, sizeof escaped);
+      }
     }
   }
-  out->append(text.data() + run, text.size() - run);
+  out->append(text.data() + run, n - run);
 }
 
 namespace {
