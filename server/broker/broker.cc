@@ -181,10 +181,6 @@ class WaitState final : public PendingWait, public std::enable_shared_from_this<
   uint64_t timer_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace
-
-namespace {
-
 absl::flat_hash_map<std::string, AuthorizeUriParts> AuthorizeUriPartsOf(
     const BrokerSettings& settings) {
   absl::flat_hash_map<std::string, AuthorizeUriParts> parts;
