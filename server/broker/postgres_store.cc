@@ -427,16 +427,25 @@ class PostgresStore::Pool {
       lease.Discard();
       return Unavailable();
     }
-    if (!AwaitAnswer(conn, deadline)) {
-      LEYR_LOG(Warn, "store_unavailable")
-          .Field("store", "postgres")
-          .Field("statement", name)
-          .Field("detail", "no answer within statement_timeout");
-      lease.Discard();  // the answer may still come; this connection is not reused
-      return Unavailable();
+    // Every result up to the end of the query, and the last one is the outcome, as PQexec
+    // reports it. The statement's own result is not enough: in the extended protocol the
+    // implicit transaction commits at Sync, after the statement's CommandComplete, so a session
+    // ended in between (a fast shutdown's FATAL 57P01) answers "INSERT 0 1" and then the error,
+    // and the row is rolled back. Taking the first result acknowledged such writes.
+    Result r;
+    for (;;) {
+      if (!AwaitAnswer(conn, deadline)) {
+        LEYR_LOG(Warn, "store_unavailable")
+            .Field("store", "postgres")
+            .Field("statement", name)
+            .Field("detail", "no answer within statement_timeout");
+        lease.Discard();  // the answer may still come; this connection is not reused
+        return Unavailable();
+      }
+      PGresult* next = PQgetResult(conn);
+      if (next == nullptr) break;  // the query is over; the connection is idle
+      r.reset(next);
     }
-    Result r(PQgetResult(conn));
-    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);  // leaves the connection idle
     ExecStatusType status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
     const char* sqlstate = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
