@@ -242,6 +242,23 @@ absl::StatusOr<std::map<std::string, std::string>> LabelsFromJson(const char* js
 
 namespace {
 
+// Waits until `events` are ready on `fd` or `deadline` passes: 1 ready, 0 the deadline passed,
+// -1 poll failed.
+int PollUntil(int fd, short events, absl::Time deadline) {
+  for (;;) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return 0;
+    pollfd p{};
+    p.fd = fd;
+    p.events = events;
+    const int ms = static_cast<int>(
+        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
+    const int ready = poll(&p, 1, ms);
+    if (ready < 0 && errno == EINTR) continue;
+    return ready < 0 ? -1 : (ready > 0 ? 1 : 0);
+  }
+}
+
 // Drives libpq's non-blocking connect until it succeeds, fails, or `deadline` passes.
 // Returns "" on success, otherwise what went wrong (libpq's message, never the password).
 std::string FinishConnect(PGconn* conn, absl::Time deadline) {
@@ -249,16 +266,9 @@ std::string FinishConnect(PGconn* conn, absl::Time deadline) {
   for (;;) {
     if (state == PGRES_POLLING_OK) return "";
     if (state == PGRES_POLLING_FAILED) return PQerrorMessage(conn);
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return "connecting took longer than connect_timeout";
-    pollfd p{};
-    p.fd = PQsocket(conn);
-    p.events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-    if (p.fd < 0) return PQerrorMessage(conn);
-    const int ms = static_cast<int>(
-        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
-    const int ready = poll(&p, 1, ms);
-    if (ready < 0 && errno == EINTR) continue;
+    const int fd = PQsocket(conn);
+    if (fd < 0) return PQerrorMessage(conn);
+    const int ready = PollUntil(fd, state == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
     if (ready < 0) return "poll failed while connecting";
     if (ready == 0) return "connecting took longer than connect_timeout";
     state = PQconnectPoll(conn);
@@ -324,16 +334,9 @@ constexpr absl::Duration kAnswerGrace = absl::Seconds(1);
 // broke, which PQgetResult then reports); false when `deadline` passed first.
 bool AwaitAnswer(PGconn* conn, absl::Time deadline) {
   while (PQisBusy(conn)) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
-    pollfd p{};
-    p.fd = PQsocket(conn);
-    p.events = POLLIN;
-    if (p.fd < 0) return true;
-    const int ms = static_cast<int>(
-        absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
-    const int ready = poll(&p, 1, ms);
-    if (ready < 0 && errno == EINTR) continue;
+    const int fd = PQsocket(conn);
+    if (fd < 0) return true;
+    const int ready = PollUntil(fd, POLLIN, deadline);
     if (ready == 0) return false;
     if (ready < 0 || PQconsumeInput(conn) != 1) return true;  // broken: PQgetResult says so
   }
