@@ -9,7 +9,9 @@
 # the three x-leyr-* headers in front of the fast sandbox (upstream keep-alive; configuration
 # generated into a temporary directory, nginx a non-daemon child on a free port). Then runs
 # leyr-bench against each: the echo floor, the direct libcurl client, the same client through
-# nginx, the broker's CallLeyr (a concurrency sweep for the plot), BeginAuthorization, the slow
+# nginx, the broker's CallLeyr (a concurrency sweep for the plot), in the interleaved rounds also
+# the forwarder (leyr-bench-echo --forward_to: the broker's Leyr client behind a bare gRPC
+# service, reported for information), BeginAuthorization, the slow
 # upstream with 2,000 CallLeyr in flight (broker threads and VmRSS from /proc/PID/status), and
 # connection reuse (new broker→sandbox connections counted with `ss`, Leyr requests with the
 # sandbox's /sandbox/requests count). With at least two CPUs, processes are pinned with taskset
@@ -35,7 +37,7 @@ for arg; do
     --no-install) INSTALL=0 ;;
     --no-build) BUILD=0 ;;
     --rounds-only) ROUNDS_ONLY=1 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -259,6 +261,17 @@ fi
 write_headers "$W/direct-headers" "$CODE"
 : >"$W/no-headers"
 
+# The forwarder: leyr-bench-echo --forward_to, a gRPC service on the broker's set-up whose every
+# call is a GET through the broker's Leyr client (same class and threads) to the fast sandbox,
+# without the broker's own work. Measured in the rounds as information: what any broker on this
+# gRPC and libcurl stack adds at least, so that the broker's own share of its latency shows.
+printf 'leyr-client\n%s\n%s\n' "$SECRET" "$CODE" >"$W/forward-credentials"
+: >"$W/forward.log"
+"${ON_PROXY[@]}" "$BIN_ECHO" --listen=127.0.0.1:0 --forward_to="$FAST_SANDBOX$LEYR_PATH" \
+  --forward_credentials_file="$W/forward-credentials" 2>"$W/forward.log" &
+PIDS+=($!)
+FORWARD_ADDR=$(listening $! "$W/forward.log" '127\.0\.0\.1:')
+
 # nginx: what a team would build instead of the broker.
 NGINX_PORT=$(free_port)
 mkdir -p "$W/nginx"
@@ -330,6 +343,7 @@ ROUND=(--duration="${ROUND_DURATION}s" --warmup=1s)
 # per cent slower whichever binary it was, so the order alternates.
 BROKERS="broker=$FAST_BROKER"
 [ -z "$BROKER_B" ] || BROKERS="broker=$FAST_BROKER brokerb=$FASTB_BROKER"
+BROKERS="$BROKERS forward=$FORWARD_ADDR"
 for r in $(seq "$ROUNDS"); do
   for c in $ROUND_CONCURRENCY; do
     bench "r$r-echo-c$c" --target=echo --address="$ECHO_ADDR" --concurrency="$c" "${ROUND[@]}"
@@ -341,7 +355,9 @@ for r in $(seq "$ROUNDS"); do
         --header_file="$W/direct-headers" --concurrency="$c" "${ROUND[@]}"
     fi
     order=$BROKERS
-    if [ -n "$BROKER_B" ] && ((r % 2 == 0)); then order="brokerb=$FASTB_BROKER broker=$FAST_BROKER"; fi
+    if [ -n "$BROKER_B" ] && ((r % 2 == 0)); then
+      order="brokerb=$FASTB_BROKER broker=$FAST_BROKER forward=$FORWARD_ADDR"
+    fi
     # At c=64 nginx is measured in the round too (the throughput target is the median of the
     # rounds' CallLeyr/nginx ratios), before the broker in odd rounds and after it in even ones.
     if [ "$c" = 64 ]; then
@@ -353,6 +369,10 @@ for r in $(seq "$ROUNDS"); do
         bench "r$r-nginx-c$c" --target=http --url="$NGINX_URL$LEYR_PATH" \
           --header_file="$W/no-headers" --concurrency="$c" "${ROUND[@]}"
         proxy_cpu_busy "r$r-nginx-c$c" "$stat_before" "$(cat /proc/stat)"
+        continue
+      fi
+      if [ "${entry%%=*}" = forward ]; then
+        bench "r$r-forward-c$c" --target=echo --address="${entry#*=}" --concurrency="$c" "${ROUND[@]}"
         continue
       fi
       bench "r$r-${entry%%=*}-c$c" --target=callleyr --address="${entry#*=}" --path="$LEYR_PATH" \

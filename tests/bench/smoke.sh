@@ -3,7 +3,7 @@
 # any timing assertion. Runs leyr-bench against the real binaries on port 0 (shim, sandbox and
 # broker via tests/clients/run_stack.sh, plus leyr-bench-echo): echo, BeginAuthorization,
 # CallLeyr on an authorization obtained through the real flow, the direct libcurl client (both
-# modes), and checks that every run answered all its requests without error.
+# modes), the forwarder, and checks that every run answered all its requests without error.
 set -euo pipefail
 
 BENCH= ECHO= BROKER= SHIM= SANDBOX=
@@ -68,6 +68,18 @@ run direct --target=http --url="$LEYR_SANDBOX_URL/api/emrs/athenapractice/care-u
   --header_file="$W/headers" --concurrency=4 --requests=300
 run direct-rate --target=http --url="$LEYR_SANDBOX_URL/api/emrs/athenapractice/care-units" \
   --header_file="$W/headers" --mode=rate --rate=200 --warmup=0s --duration=1s
+# The forwarder (leyr-bench-echo --forward_to): every call a GET through the broker's Leyr
+# client; a call whose Leyr answer is not 200 counts as an error, so wrong credentials fail here.
+printf 'leyr-client\n%s\n%s\n' "$(cat "$W/leyr-secret")" "$CODE" >"$W/forward-credentials"
+: >"$W/forward.log"
+"$ECHO" --listen=127.0.0.1:0 --forward_to="$LEYR_SANDBOX_URL/api/emrs/athenapractice/care-units" \
+  --forward_credentials_file="$W/forward-credentials" 2>"$W/forward.log" &
+FORWARD_PID=$!
+trap 'kill $ECHO_PID $FORWARD_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+line=$(timeout 30 tail -n +1 -f --pid=$FORWARD_PID "$W/forward.log" | grep -m1 '"msg":"listening"' || true)
+[ -n "$line" ] || { echo "smoke: forwarder did not start" >&2; exit 1; }
+run forward --target=echo --address="$(sed -E 's/.*"address":"([^"]*)".*/\1/' <<<"$line")" \
+  --concurrency=4 --requests=300
 # Human-readable output works too.
 "$BENCH" --target=echo --address="$ECHO_ADDR" --requests=50 | grep -q 'latency ms  p50'
 # The direct client reuses its connections: at most one per slot.
