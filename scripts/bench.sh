@@ -37,7 +37,7 @@ for arg; do
     --no-install) INSTALL=0 ;;
     --no-build) BUILD=0 ;;
     --rounds-only) ROUNDS_ONLY=1 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $arg" >&2; exit 2 ;;
   esac
 done

@@ -257,6 +257,12 @@ def doc(args, runs, rows):
         "`direct-c64` is the floor: its sandbox shares the load generator's CPU exactly as the",
         "broker's upstream does, and there CPU contention, not the crossing, sets the latency.",
         "",
+        "The forwarder rows are not targets: `leyr-bench-echo --forward_to` serves the echo RPC",
+        "by a GET through the broker's own Leyr client (same class, options and threads) and",
+        "does nothing else (no caller identity, store, policy, log line or metrics). Its added",
+        "latency is what any broker built on this gRPC set-up and this Leyr client costs at",
+        "least; the broker's row minus the forwarder's is the broker's own work.",
+        "",
         "| what | measured | ratio | target | met |",
         "|---|---|---|---|---|",
     ]
