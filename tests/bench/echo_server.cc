@@ -18,6 +18,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "bench_echo.grpc.pb.h"
 #include "server/common/log.h"
@@ -90,7 +91,15 @@ int Run() {
   std::unique_ptr<ForwardServiceImpl> forward;
   grpc::Service* service = &echo;
   if (const std::string to = absl::GetFlag(FLAGS_forward_to); !to.empty()) {
-    const size_t path_at = to.find('/', to.find("//") + 2);
+    const size_t scheme_end = to.find("://");
+    const size_t path_at =
+        scheme_end == std::string::npos ? std::string::npos : to.find('/', scheme_end + 3);
+    if (!(absl::StartsWith(to, "http://") || absl::StartsWith(to, "https://")) ||
+        path_at == std::string::npos || path_at == scheme_end + 3) {
+      LEYR_LOG(Error, "start_failed")
+          .Field("detail", "--forward_to must be an http(s) URL with a host and a path");
+      return 1;
+    }
     std::ifstream file(absl::GetFlag(FLAGS_forward_credentials_file));
     std::string code;
     CurlLeyrClientOptions options;
