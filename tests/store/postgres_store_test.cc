@@ -20,11 +20,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "server/broker/postgres_store.h"
 #include "server/broker/sealer.h"
 #include "server/common/clock.h"
 #include "server/common/status_util.h"
+#include "tests/store/pg_commit_race_proxy.h"
 #include "tests/store/pg_test_database.h"
 #include "tests/testing/status_matchers.h"
 
@@ -33,6 +36,7 @@ namespace {
 
 using broker::v1::Authorization;
 using ::leyr::testing::IsOk;
+using ::leyr::testing::PgCommitRaceProxy;
 using ::leyr::testing::PgTestDatabase;
 using ::leyr::testing::StatusIs;
 
@@ -294,6 +298,48 @@ TEST_F(PostgresStoreTest, SessionsEndedByTheServerAreReplacedWithoutLosingAState
   revoke.to = Authorization::STATE_REVOKED;
   EXPECT_THAT(store->Update("b", revoke), IsOk());
   EXPECT_EQ(store->Get("b")->state, Authorization::STATE_REVOKED);
+}
+
+// The write that was lost before 94320e9, made to happen every time: the server answers the
+// INSERT's CommandComplete, then the session ends before the Sync that would commit it (a fast
+// shutdown's FATAL 57P01; PgCommitRaceProxy holds the Sync back), and the row is rolled back.
+// The store must not acknowledge that write: the statement's outcome is its last result, the
+// session's end (libpq reports it as a lost connection, without the SQLSTATE), so the caller
+// gets UNAVAILABLE, and a write it retries then is stored once. Taking the first result, as
+// before 94320e9, answers OK for a row that is not there (checked: this test then fails).
+TEST_F(PostgresStoreTest, AnInsertWhoseSessionEndsBeforeItsSyncIsNotAcknowledgedWithoutItsRow) {
+  PostgresOptions options = db_.Options();
+  int server_port = 0;
+  for (absl::string_view word : absl::StrSplit(options.conninfo, ' ')) {
+    if (absl::ConsumePrefix(&word, "port=")) {
+      ASSERT_TRUE(absl::SimpleAtoi(word, &server_port)) << options.conninfo;
+    }
+  }
+  ASSERT_GT(server_port, 0) << options.conninfo;
+  PgCommitRaceProxy proxy(server_port);
+  ASSERT_GT(proxy.port(), 0);
+  options.conninfo = absl::StrCat(options.conninfo, " port=", proxy.port());  // the last wins
+  options.pool_size = 1;
+  options.sealer = sealer_.get();
+  auto store = PostgresStore::Create(options, &clock_);
+  ASSERT_THAT(store, IsOk());
+  // Connected through the proxy, statements prepared.
+  ASSERT_EQ((*store)->Get("raced").status().code(), absl::StatusCode::kNotFound);
+
+  proxy.ArmForNextInsert();
+  const absl::Status raced = (*store)->Insert(Pending("raced"), "hash-raced");
+  ASSERT_TRUE(proxy.fired()) << "the session was not ended between CommandComplete and Sync";
+  const std::string count = "SELECT count(*) FROM leyr_authorizations WHERE id = 'raced'";
+  if (raced.ok()) {  // acknowledged (after a retry of its own): then it is stored
+    EXPECT_EQ(Query(count), "1");
+  } else {
+    EXPECT_THAT(raced, StatusIs(absl::StatusCode::kUnavailable, reason::kStoreUnavailable));
+    EXPECT_EQ(Query(count), "0");  // the server never saw the Sync
+    // The caller's retry: a fresh connection, the row stored once.
+    EXPECT_THAT((*store)->Insert(Pending("raced"), "hash-raced"), IsOk());
+    EXPECT_EQ(Query(count), "1");
+  }
+  EXPECT_THAT((*store)->Get("raced"), IsOk());
 }
 
 }  // namespace
