@@ -78,6 +78,15 @@ class PgCommitRaceProxy {
     return ntohl(v);
   }
 
+  // The whole message at the front of `buffer`, or "" while it has not all arrived: typed (a type
+  // byte, then a length that counts itself) or untyped (the length first: the startup phase).
+  static std::string NextMessage(const std::string& buffer, bool typed) {
+    const size_t head = typed ? 1 : 0;
+    if (buffer.size() < head + 4) return "";
+    const size_t size = head + Be32(buffer, head);
+    return buffer.size() < size ? "" : buffer.substr(0, size);
+  }
+
   static bool WriteAll(int fd, const std::string& bytes) {
     size_t done = 0;
     while (done < bytes.size()) {
@@ -144,19 +153,16 @@ class PgCommitRaceProxy {
         if (n <= 0) return;
         from_client.append(buf, static_cast<size_t>(n));
         for (;;) {
-          std::string message;
-          if (!started) {  // untyped: length, then a protocol or request code
-            if (from_client.size() < 8 || from_client.size() < Be32(from_client, 0)) break;
-            message = from_client.substr(0, Be32(from_client, 0));
-            const uint32_t code = Be32(message, 4);
-            if (code == 80877103 || code == 80877104) {
+          std::string message = NextMessage(from_client, started);
+          if (message.empty()) break;
+          if (!started) {  // untyped: length, then a protocol version or a request code
+            const uint32_t code = message.size() >= 8 ? Be32(message, 4) : 0;
+            if (code == 80877103 || code == 80877104) {  // SSLRequest, GSSENCRequest
               ++raw_replies;
             } else {
               started = true;
             }
           } else {
-            if (from_client.size() < 5 || from_client.size() < 1 + Be32(from_client, 1)) break;
-            message = from_client.substr(0, 1 + Be32(from_client, 1));
             if (message[0] == 'E') batch_executes = true;  // Execute
             if (message[0] == 'S') {                       // Sync
               const bool hold = batch_executes && held_sync.empty() && armed_.exchange(false);
@@ -176,15 +182,11 @@ class PgCommitRaceProxy {
         if (n <= 0) return;
         from_server.append(buf, static_cast<size_t>(n));
         for (;;) {
-          std::string message;
-          if (raw_replies > 0) {
-            if (from_server.empty()) break;
-            message = from_server.substr(0, 1);
-            --raw_replies;
-          } else {
-            if (from_server.size() < 5 || from_server.size() < 1 + Be32(from_server, 1)) break;
-            message = from_server.substr(0, 1 + Be32(from_server, 1));
-          }
+          // A request for encryption is answered with one byte ('N' here), not a message.
+          std::string message =
+              raw_replies > 0 ? from_server.substr(0, 1) : NextMessage(from_server, true);
+          if (message.empty()) break;
+          if (raw_replies > 0) --raw_replies;
           from_server.erase(0, message.size());
           const bool answer = !held_sync.empty() && raw_replies == 0 &&
                               (message[0] == 'C' || message[0] == 'E' || message[0] == 'I' ||
