@@ -27,13 +27,22 @@ fi
 
 # Inside the stack: LEYR_BROKER, LEYR_SANDBOX_URL, LEYR_SHIM_URL, LEYR_STACK_DIR are set.
 W=$LEYR_STACK_DIR
-: >"$W/echo.log"
-"$ECHO" --listen=127.0.0.1:0 2>"$W/echo.log" &
-ECHO_PID=$!
-trap 'kill $ECHO_PID 2>/dev/null || true; wait $ECHO_PID 2>/dev/null || true' EXIT
-line=$(timeout 30 tail -n +1 -f --pid=$ECHO_PID "$W/echo.log" | grep -m1 '"msg":"listening"' || true)
-[ -n "$line" ] || { echo "smoke: echo server did not start" >&2; exit 1; }
-ECHO_ADDR=$(sed -E 's/.*"address":"([^"]*)".*/\1/' <<<"$line")
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+# start_echo NAME ARGS...: leyr-bench-echo with ARGS on port 0, its log in $W/NAME.log; waits for
+# its "listening" line and sets ADDR.
+start_echo() {
+  local name=$1 line
+  shift
+  : >"$W/$name.log"
+  "$ECHO" --listen=127.0.0.1:0 "$@" 2>"$W/$name.log" &
+  PIDS+=($!)
+  line=$(timeout 30 tail -n +1 -f --pid=$! "$W/$name.log" | grep -m1 '"msg":"listening"' || true)
+  [ -n "$line" ] || { echo "smoke: $name did not start" >&2; exit 1; }
+  ADDR=$(sed -E 's/.*"address":"([^"]*)".*/\1/' <<<"$line")
+}
+start_echo echo
+ECHO_ADDR=$ADDR
 
 # A code for the direct client, from the sandbox's authorize page as JSON (as the broker's
 # authorize URI would ask for it; run_stack.sh registers client "athena-client").
@@ -71,15 +80,9 @@ run direct-rate --target=http --url="$LEYR_SANDBOX_URL/api/emrs/athenapractice/c
 # The forwarder (leyr-bench-echo --forward_to): every call a GET through the broker's Leyr
 # client; a call whose Leyr answer is not 200 counts as an error, so wrong credentials fail here.
 printf 'leyr-client\n%s\n%s\n' "$(cat "$W/leyr-secret")" "$CODE" >"$W/forward-credentials"
-: >"$W/forward.log"
-"$ECHO" --listen=127.0.0.1:0 --forward_to="$LEYR_SANDBOX_URL/api/emrs/athenapractice/care-units" \
-  --forward_credentials_file="$W/forward-credentials" 2>"$W/forward.log" &
-FORWARD_PID=$!
-trap 'kill $ECHO_PID $FORWARD_PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-line=$(timeout 30 tail -n +1 -f --pid=$FORWARD_PID "$W/forward.log" | grep -m1 '"msg":"listening"' || true)
-[ -n "$line" ] || { echo "smoke: forwarder did not start" >&2; exit 1; }
-run forward --target=echo --address="$(sed -E 's/.*"address":"([^"]*)".*/\1/' <<<"$line")" \
-  --concurrency=4 --requests=300
+start_echo forward --forward_to="$LEYR_SANDBOX_URL/api/emrs/athenapractice/care-units" \
+  --forward_credentials_file="$W/forward-credentials"
+run forward --target=echo --address="$ADDR" --concurrency=4 --requests=300
 # Human-readable output works too.
 "$BENCH" --target=echo --address="$ECHO_ADDR" --requests=50 | grep -q 'latency ms  p50'
 # The direct client reuses its connections: at most one per slot.
